@@ -1,0 +1,423 @@
+"""Optimizer objects: :class:`Adam`, :class:`AdamW` and :class:`RMSProp`.
+
+They own the state arrays, resolve a convention into coefficients once per step (in float64,
+on the host) and call the kernels of :mod:`fastadam.kernels` once per dtype for all their
+arrays. Changing ``lr`` (or passing a schedule) never recompiles anything.
+"""
+
+from dataclasses import replace
+
+import numpy as np
+
+from . import _validation as val
+from . import kernels, rules
+from .conventions import adam_convention, rmsprop_convention
+
+__all__ = ["Adam", "AdamW", "RMSProp"]
+
+
+class _Optimizer:
+    """Shared machinery: parameters, state arrays, validation, state_dict."""
+
+    _state_names = ()  # names of the per-array state buffers, in kernel order
+
+    def __init__(self, params, lr, skip_nonfinite):
+        self._params, self._single = val.as_param_list(params)
+        self._lr = val.check_lr(lr)
+        self.skip_nonfinite = val.check_bool(skip_nonfinite, "skip_nonfinite")
+        self.t = 0
+        # one group of array indices per dtype, so that each kernel call sees one dtype
+        groups = {}
+        for i, p in enumerate(self._params):
+            groups.setdefault(p.dtype, []).append(i)
+        self._groups = list(groups.values())
+        self._skips = [np.zeros(len(idx), dtype=np.int64) for idx in self._groups]
+        self._flat_params = [p.reshape(-1) for p in self._params]
+
+    def _allocate(self, used, initial=None):
+        """Allocate the state buffers named in ``used``; others are aliases (not accessed)."""
+        initial = initial or {}
+        self._state = {}
+        for name in self._state_names:
+            if name in used:
+                self._state[name] = [
+                    np.full(p.size, initial.get(name, 0.0), dtype=p.dtype) for p in self._params
+                ]
+        first = self._state[self._state_names[0]]
+        self._kernel_args = [self._state.get(name, first) for name in self._state_names]
+
+    # -- learning rate -------------------------------------------------------------------
+    @property
+    def lr(self):
+        """The learning rate: a float, or a callable ``lr(t)`` evaluated at every step."""
+        return self._lr
+
+    @lr.setter
+    def lr(self, value):
+        self._lr = val.check_lr(value)
+
+    @property
+    def nonfinite_skips(self):
+        """Per parameter array, the number of steps skipped for a non-finite gradient."""
+        out = np.zeros(len(self._params), dtype=np.int64)
+        for idx, skips in zip(self._groups, self._skips, strict=True):
+            out[idx] = skips
+        return out
+
+    @property
+    def params(self):
+        """The parameter arrays (updated in place): one array or a list, as passed."""
+        return self._params[0] if self._single else list(self._params)
+
+    # -- stepping ------------------------------------------------------------------------
+    def step(self, grads):
+        """Apply one update in place.
+
+        Parameters
+        ----------
+        grads : ndarray or list of ndarray
+            Same structure, shapes and dtypes as ``params``.
+
+        Raises
+        ------
+        TypeError, ValueError
+            Mismatched or invalid gradients, or a schedule returning an invalid ``lr``;
+            nothing is written in that case.
+        """
+        grads = val.check_grads(grads, self._params, self._single)
+        t = self.t + 1
+        coef = self._coefficients(t, val.lr_at(self._lr, t))
+        flat_grads = [g.reshape(-1) for g in grads]
+        for idx, skips in zip(self._groups, self._skips, strict=True):
+            self._many(
+                tuple(self._flat_params[i] for i in idx),
+                tuple(flat_grads[i] for i in idx),
+                *(tuple(buffers[i] for i in idx) for buffers in self._kernel_args),
+                coef,
+                kernels.PARALLEL_MIN_SIZE,
+                self.skip_nonfinite,
+                skips,
+            )
+        self.t = t
+
+    # -- state ---------------------------------------------------------------------------
+    def state_dict(self):
+        """The optimizer state as a flat dict of numpy arrays and Python scalars.
+
+        It can be saved with ``np.savez(file, **opt.state_dict())`` and restored with
+        ``opt.load_state_dict(np.load(file))``. Keys: ``optimizer``, ``convention``, ``t``,
+        ``nonfinite_skips`` and ``<buffer>.<i>`` for each state buffer and parameter array
+        (copies, shaped like the parameters).
+        """
+        out = {
+            "optimizer": type(self).__name__,
+            "convention": self.convention.name,
+            "t": int(self.t),
+            "nonfinite_skips": self.nonfinite_skips,
+        }
+        for name, buffers in self._state.items():
+            for i, (b, p) in enumerate(zip(buffers, self._params, strict=True)):
+                out[f"{name}.{i}"] = b.reshape(p.shape).copy()
+        return out
+
+    def load_state_dict(self, state):
+        """Restore a :meth:`state_dict`; the resumed run is bitwise identical.
+
+        Raises
+        ------
+        ValueError
+            The state comes from another optimizer type or convention, has other buffers
+            (for example AMSGrad on one side only) or other shapes or dtypes. Nothing is
+            changed in that case.
+        """
+
+        def scalar(key):
+            if key not in state:
+                raise ValueError(f"state is missing {key!r}; was it made by state_dict()?")
+            value = state[key]
+            return value.item() if isinstance(value, np.ndarray) else value
+
+        kind = scalar("optimizer")
+        if kind != type(self).__name__:
+            raise ValueError(f"state comes from a {kind} optimizer, not {type(self).__name__}")
+        conv = scalar("convention")
+        if conv != self.convention.name:
+            raise ValueError(
+                f"state comes from convention {conv!r}, this optimizer uses "
+                f"{self.convention.name!r}"
+            )
+        t = scalar("t")
+        if isinstance(t, bool) or not isinstance(t, (int, np.integer)) or t < 0:
+            raise ValueError(f"state['t'] must be a non-negative integer, got {t!r}")
+        expected = {f"{n}.{i}" for n in self._state for i in range(len(self._params))}
+        given = {k for k in state if "." in k}
+        if given != expected:
+            raise ValueError(
+                f"state buffers do not match this optimizer: missing {sorted(expected - given)},"
+                f" unexpected {sorted(given - expected)}"
+            )
+        skips = np.asarray(state.get("nonfinite_skips", np.zeros(len(self._params))))
+        if skips.shape != (len(self._params),):
+            raise ValueError("state['nonfinite_skips'] has the wrong length")
+        for key in expected:
+            i = int(key.rsplit(".", 1)[1])
+            a, p = np.asarray(state[key]), self._params[i]
+            if a.shape != p.shape or a.dtype != p.dtype:
+                raise ValueError(
+                    f"state[{key!r}] is {a.dtype} {a.shape}, parameter {i} is {p.dtype} {p.shape}"
+                )
+        for name, buffers in self._state.items():
+            for i, b in enumerate(buffers):
+                b[...] = np.asarray(state[f"{name}.{i}"]).reshape(-1)
+        for idx, group_skips in zip(self._groups, self._skips, strict=True):
+            group_skips[...] = skips[idx]
+        self.t = int(t)
+
+    def __repr__(self):
+        sizes = ", ".join(f"{p.dtype}{list(p.shape)}" for p in self._params)
+        return (
+            f"{type(self).__name__}(convention={self.convention.name!r}, lr={self._lr!r}, "
+            f"t={self.t}, params=[{sizes}])"
+        )
+
+
+class Adam(_Optimizer):
+    r"""Adam, in place, in the definition of a named framework.
+
+    With :math:`g_t` the gradient (sign-flipped if ``maximize``, plus :math:`wd\,\theta` for
+    L2 weight decay):
+
+    .. math::
+
+        m_t &= \beta_1 m_{t-1} + (1-\beta_1) g_t, \qquad
+        v_t = \beta_2 v_{t-1} + (1-\beta_2) g_t^2 \\
+        \theta_t &= \theta_{t-1} - lr \cdot \frac{m_t/(1-\beta_1^t)}
+                   {\sqrt{v_t/(1-\beta_2^t)} + \epsilon}
+        \quad \text{(pytorch, optax: Kingma \& Ba, Algorithm 1)}\\
+        \theta_t &= \theta_{t-1} - lr\frac{\sqrt{1-\beta_2^t}}{1-\beta_1^t}\cdot
+                   \frac{m_t}{\sqrt{v_t} + \epsilon}
+        \quad \text{(keras, tf1: the epsilon-hat form)}
+
+    The factor :math:`\sqrt{1-\beta_2^t}/(1-\beta_1^t)` is a bias correction applied inside
+    each step, not a decay of ``lr``. AMSGrad uses :math:`\max(v_{max}, v_t)` (optax: of
+    the bias-corrected :math:`\hat v_t`) in place of :math:`v_t`; decoupled weight decay
+    multiplies :math:`\theta` by :math:`1 - lr\cdot wd` first.
+
+    Parameters
+    ----------
+    params : ndarray or list of ndarray
+        float32 or float64, C-contiguous, writeable; updated in place by :meth:`step`.
+    lr : float or callable, optional
+        Learning rate, or a schedule ``lr(t) -> float`` with ``t`` starting at 1.
+    betas : (float, float), optional
+        :math:`(\beta_1, \beta_2)`, each in [0, 1).
+    eps : float, optional
+        :math:`\epsilon` >= 0 (0 only together with ``eps_root > 0``).
+    weight_decay : float, default 0
+        Weight decay, L2 or decoupled as ``decoupled_weight_decay`` says.
+    decoupled_weight_decay : bool, optional
+        Decoupled (AdamW-style) weight decay; default from the convention (Keras: yes).
+    amsgrad : bool, default False
+        AMSGrad variant.
+    maximize : bool, default False
+        Maximize instead of minimize.
+    eps_root : float, optional
+        Added to :math:`\hat v` inside the square root (optax's ``eps_root``), default 0.
+    bias_correction : bool, optional
+        Set False to use :math:`m_t/(\sqrt{v_t}+\epsilon)` without the bias corrections.
+    convention : {'pytorch', 'keras', 'tf1', 'optax'}, default 'pytorch'
+        Whose definition to reproduce; supplies every default left as None.
+    skip_nonfinite : bool, default False
+        If True, an array whose gradient contains NaN or Inf is left unchanged for that
+        step and counted in ``nonfinite_skips``; by default NaN/Inf propagate as in every
+        framework. The step count ``t`` (and so the bias correction) advances either way.
+    eps_hat, amsgrad_corrected : bool, optional
+        Convention knobs, see :class:`fastadam.conventions.AdamConvention`.
+
+    Attributes
+    ----------
+    t : int
+        Steps taken.
+    convention : AdamConvention
+        The resolved convention (knobs included).
+    nonfinite_skips : ndarray of int64
+        Per array, the number of steps skipped for a non-finite gradient.
+
+    Examples
+    --------
+    >>> import numpy as np, fastadam as fa
+    >>> x = np.array([1.0, -2.0])
+    >>> opt = fa.Adam(x, lr=0.1)
+    >>> opt.step(2 * x)            # gradient of sum(x**2)
+    >>> x                           # the first Adam step moves each element by lr
+    array([ 0.9, -1.9])
+    """
+
+    _state_names = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
+    _decoupled_default = None
+
+    def __init__(
+        self, params, lr=None, betas=None, eps=None, *, weight_decay=None,
+        decoupled_weight_decay=None, amsgrad=False, maximize=False, eps_root=None,
+        bias_correction=None, convention="pytorch", skip_nonfinite=False, **knobs,
+    ):  # fmt: skip
+        conv = adam_convention(convention, **knobs)
+        if bias_correction is not None:
+            conv = replace(
+                conv, bias_correction=val.check_bool(bias_correction, "bias_correction")
+            )
+        decoupled = self._decoupled_default if decoupled_weight_decay is None else (
+            val.check_bool(decoupled_weight_decay, "decoupled_weight_decay"))  # fmt: skip
+        if decoupled is None:
+            decoupled = conv.decoupled_weight_decay
+        conv = replace(conv, decoupled_weight_decay=decoupled)
+        if weight_decay is None:
+            weight_decay = conv.adamw_weight_decay if self._decoupled_default else 0.0
+        if betas is None:
+            betas = (conv.beta1, conv.beta2)
+        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+            raise TypeError(f"betas must be a pair (beta1, beta2), got {betas!r}")
+        self.betas = (val.check_beta(betas[0], "beta1"), val.check_beta(betas[1], "beta2"))
+        self.eps_root = val.check_real(conv.eps_root if eps_root is None else eps_root,
+                                       "eps_root", low=0.0)  # fmt: skip
+        self.eps = val.check_real(conv.eps if eps is None else eps, "eps", low=0.0)
+        if self.eps == 0 and self.eps_root == 0:
+            raise ValueError(
+                "eps=0 (with eps_root=0) divides by zero wherever a gradient element has "
+                f"always been 0; use eps > 0 (convention {conv.name!r} default: {conv.eps:g})"
+            )
+        self.weight_decay = val.check_real(weight_decay, "weight_decay", low=0.0)
+        self.amsgrad = val.check_bool(amsgrad, "amsgrad")
+        self.maximize = val.check_bool(maximize, "maximize")
+        if self.amsgrad and not conv.has_amsgrad:
+            raise ValueError(f"convention {conv.name!r} has no amsgrad; use 'keras' or 'pytorch'")
+        if self.weight_decay and not conv.has_weight_decay:
+            raise ValueError(
+                f"convention {conv.name!r} has no weight decay; use 'keras' for the same "
+                "epsilon-hat formula with decoupled decay"
+            )
+        self.convention = conv
+        super().__init__(params, conv.lr if lr is None else lr, skip_nonfinite)
+        used = {"exp_avg", "exp_avg_sq"} | ({"max_exp_avg_sq"} if self.amsgrad else set())
+        self._allocate(used)
+
+    _many = staticmethod(kernels.adam_many)
+
+    def _coefficients(self, t, lr):
+        c = self.convention
+        return rules.adam_coefficients(
+            t, lr, self.betas[0], self.betas[1], self.eps, self.eps_root, self.weight_decay,
+            c.decoupled_weight_decay, c.eps_hat, c.bias_correction, self.maximize,
+            self.amsgrad, c.amsgrad_corrected,
+        )  # fmt: skip
+
+
+class AdamW(Adam):
+    r"""Adam with decoupled weight decay (Loshchilov & Hutter).
+
+    Same as :class:`Adam` with ``decoupled_weight_decay=True``: each step first scales
+    :math:`\theta \leftarrow \theta\,(1 - lr\cdot wd)`, then applies the Adam update to the
+    undecayed gradient. ``weight_decay`` defaults to the convention's AdamW default
+    (pytorch 1e-2, keras 4e-3, optax 1e-4).
+
+    Parameters
+    ----------
+    params, lr, betas, eps, weight_decay, amsgrad, maximize, eps_root, bias_correction, \
+convention, skip_nonfinite, **knobs
+        As for :class:`Adam`.
+    """
+
+    _decoupled_default = True
+
+
+class RMSProp(_Optimizer):
+    r"""RMSProp, in place, in the definition of a named framework.
+
+    .. math::
+
+        v_t &= \rho\,v_{t-1} + (1-\rho)\,g_t^2 \qquad
+        \bar g_t = \rho\,\bar g_{t-1} + (1-\rho)\,g_t \;\text{(centered)}\\
+        D_t &= \sqrt{v_t - \bar g_t^2} + \epsilon \;\text{(pytorch, basic)} \quad\text{or}\quad
+               \sqrt{v_t - \bar g_t^2 + \epsilon} \;\text{(keras, tf1, optax)}\\
+        \theta_t &= \theta_{t-1} - lr\, g_t / D_t \quad\text{(no momentum)}
+
+    (without centering :math:`\bar g = 0`). With momentum :math:`\mu > 0` PyTorch keeps
+    ``lr`` outside the buffer, :math:`b_t = \mu b_{t-1} + g_t/D_t`,
+    :math:`\theta_t = \theta_{t-1} - lr\,b_t`, while Keras, TF1 and optax accumulate
+    :math:`b_t = \mu b_{t-1} + lr\,g_t/D_t`, :math:`\theta_t = \theta_{t-1} - b_t`. TF1
+    starts :math:`v` at 1; optax can bias-correct the moments by :math:`1/(1-\rho^t)`.
+    A centered variance that rounds below 0 is clamped at 0.
+
+    Parameters
+    ----------
+    params : ndarray or list of ndarray
+        float32 or float64, C-contiguous, writeable; updated in place by :meth:`step`.
+    lr : float or callable, optional
+        Learning rate, or a schedule ``lr(t) -> float`` (``t`` from 1).
+    decay : float, optional
+        :math:`\rho` in [0, 1) (PyTorch's ``alpha``, Keras' ``rho``).
+    eps : float, optional
+        :math:`\epsilon` >= 0 (0 only with ``initial_scale > 0`` and no centering).
+    momentum : float, default 0
+        :math:`\mu` >= 0; a momentum buffer is kept only when it is > 0.
+    centered : bool, default False
+        Divide by the estimated standard deviation instead of the root mean square.
+    weight_decay : float, default 0
+        L2 (pytorch, optax) or decoupled (keras) weight decay.
+    maximize : bool, default False
+        Maximize instead of minimize.
+    convention : {'pytorch', 'keras', 'tf1', 'optax', 'basic'}, default 'pytorch'
+        Whose definition to reproduce; supplies every default left as None.
+    skip_nonfinite : bool, default False
+        As for :class:`Adam`.
+    **knobs
+        ``eps_in_sqrt``, ``lr_in_momentum``, ``initial_scale``, ``bias_correction``,
+        ``nesterov``, ``decoupled_weight_decay``: see
+        :class:`fastadam.conventions.RMSPropConvention`.
+    """
+
+    _state_names = ("square_avg", "grad_avg", "momentum_buffer")
+
+    def __init__(
+        self, params, lr=None, decay=None, eps=None, *, momentum=0.0, centered=False,
+        weight_decay=0.0, maximize=False, convention="pytorch", skip_nonfinite=False, **knobs,
+    ):  # fmt: skip
+        conv = rmsprop_convention(convention, **knobs)
+        self.decay = val.check_real(conv.decay if decay is None else decay, "decay",
+                                    low=0.0, high=1.0, high_open=True)  # fmt: skip
+        self.eps = val.check_real(conv.eps if eps is None else eps, "eps", low=0.0)
+        self.momentum = val.check_real(momentum, "momentum", low=0.0)
+        self.centered = val.check_bool(centered, "centered")
+        self.weight_decay = val.check_real(weight_decay, "weight_decay", low=0.0)
+        self.maximize = val.check_bool(maximize, "maximize")
+        val.check_real(conv.initial_scale, "initial_scale", low=0.0)
+        if not conv.has_momentum and (self.momentum or self.centered or conv.nesterov):
+            raise ValueError(
+                f"convention {conv.name!r} has no momentum or centering; use 'pytorch'"
+            )
+        if self.weight_decay and not conv.has_weight_decay:
+            raise ValueError(f"convention {conv.name!r} has no weight decay; use 'pytorch'")
+        if self.eps == 0 and (self.centered or conv.initial_scale == 0):
+            raise ValueError(
+                "eps=0 divides by zero wherever the mean square is 0 (a gradient element "
+                f"that has always been 0); use eps > 0 (convention {conv.name!r} default: "
+                f"{conv.eps:g})"
+            )
+        self.convention = conv
+        super().__init__(params, conv.lr if lr is None else lr, skip_nonfinite)
+        used = {"square_avg"}
+        if self.centered:
+            used.add("grad_avg")
+        if self.momentum > 0:
+            used.add("momentum_buffer")
+        self._allocate(used, {"square_avg": conv.initial_scale})
+
+    _many = staticmethod(kernels.rmsprop_many)
+
+    def _coefficients(self, t, lr):
+        c = self.convention
+        return rules.rmsprop_coefficients(
+            t, lr, self.decay, self.eps, self.momentum, self.weight_decay,
+            c.decoupled_weight_decay, c.eps_in_sqrt, c.lr_in_momentum, c.bias_correction,
+            self.maximize, self.centered, c.nesterov,
+        )  # fmt: skip
