@@ -9,8 +9,8 @@ from dataclasses import replace
 
 import numpy as np
 
+from . import _cpu, rules
 from . import _validation as val
-from . import kernels, rules
 from .conventions import adam_convention, rmsprop_convention
 
 __all__ = ["Adam", "AdamW", "RMSProp"]
@@ -22,7 +22,8 @@ class _Optimizer:
     _state_names = ()  # names of the per-array state buffers, in kernel order
 
     def __init__(self, params, lr, skip_nonfinite):
-        self._params, self._single = val.as_param_list(params)
+        self._backend = _cpu.backend_for(params)
+        self._params, self._single = self._backend.check_params(params)
         self._lr = val.check_lr(lr)
         self.skip_nonfinite = val.check_bool(skip_nonfinite, "skip_nonfinite")
         self.t = 0
@@ -31,20 +32,26 @@ class _Optimizer:
         for i, p in enumerate(self._params):
             groups.setdefault(p.dtype, []).append(i)
         self._groups = list(groups.values())
-        self._skips = [np.zeros(len(idx), dtype=np.int64) for idx in self._groups]
-        self._flat_params = [p.reshape(-1) for p in self._params]
+        self._skips = [self._backend.counters(len(idx)) for idx in self._groups]
 
     def _allocate(self, used, initial=None):
-        """Allocate the state buffers named in ``used``; others are aliases (not accessed)."""
+        """Allocate the state buffers named in ``used``; the others are not accessed by the
+        kernels and are passed as aliases of the first buffer."""
         initial = initial or {}
+        b = self._backend
         self._state = {}
         for name in self._state_names:
             if name in used:
-                self._state[name] = [
-                    np.full(p.size, initial.get(name, 0.0), dtype=p.dtype) for p in self._params
-                ]
+                self._state[name] = [b.full(p, initial.get(name, 0.0)) for p in self._params]
         first = self._state[self._state_names[0]]
-        self._kernel_args = [self._state.get(name, first) for name in self._state_names]
+        buffers = (
+            [b.flat(p) for p in self._params],
+            *(self._state.get(name, first) for name in self._state_names),
+        )
+        # per dtype group: the tuples of parameter and state arrays that every step passes
+        self._group_args = [
+            tuple(tuple(a[i] for i in idx) for a in buffers) for idx in self._groups
+        ]
 
     # -- learning rate -------------------------------------------------------------------
     @property
@@ -61,7 +68,7 @@ class _Optimizer:
         """Per parameter array, the number of steps skipped for a non-finite gradient."""
         out = np.zeros(len(self._params), dtype=np.int64)
         for idx, skips in zip(self._groups, self._skips, strict=True):
-            out[idx] = skips
+            out[idx] = self._backend.to_numpy(skips)
         return out
 
     @property
@@ -84,20 +91,20 @@ class _Optimizer:
             Mismatched or invalid gradients, or a schedule returning an invalid ``lr``;
             nothing is written in that case.
         """
-        grads = val.check_grads(grads, self._params, self._single)
+        b = self._backend
+        grads = b.check_grads(grads, self._params, self._single)
         t = self.t + 1
         coef = self._coefficients(t, val.lr_at(self._lr, t))
-        flat_grads = [g.reshape(-1) for g in grads]
-        for idx, skips in zip(self._groups, self._skips, strict=True):
-            self._many(
-                tuple(self._flat_params[i] for i in idx),
-                tuple(flat_grads[i] for i in idx),
-                *(tuple(buffers[i] for i in idx) for buffers in self._kernel_args),
-                coef,
-                kernels.PARALLEL_MIN_SIZE,
-                self.skip_nonfinite,
-                skips,
-            )
+        many = self._many(b)
+        if len(self._groups) == 1:
+            ps, *state = self._group_args[0]
+            many(ps, tuple(map(b.flat, grads)), *state, coef, self.skip_nonfinite, self._skips[0])
+        else:
+            for idx, (ps, *state), skips in zip(
+                self._groups, self._group_args, self._skips, strict=True
+            ):
+                gs = tuple(b.flat(grads[i]) for i in idx)
+                many(ps, gs, *state, coef, self.skip_nonfinite, skips)
         self.t = t
 
     # -- state ---------------------------------------------------------------------------
@@ -117,7 +124,7 @@ class _Optimizer:
         }
         for name, buffers in self._state.items():
             for i, (b, p) in enumerate(zip(buffers, self._params, strict=True)):
-                out[f"{name}.{i}"] = b.reshape(p.shape).copy()
+                out[f"{name}.{i}"] = self._backend.to_numpy(b).reshape(p.shape)
         return out
 
     def load_state_dict(self, state):
@@ -168,9 +175,9 @@ class _Optimizer:
                 )
         for name, buffers in self._state.items():
             for i, b in enumerate(buffers):
-                b[...] = np.asarray(state[f"{name}.{i}"]).reshape(-1)
+                self._backend.assign(b, state[f"{name}.{i}"])
         for idx, group_skips in zip(self._groups, self._skips, strict=True):
-            group_skips[...] = skips[idx]
+            self._backend.assign(group_skips, skips[idx])
         self.t = int(t)
 
     def __repr__(self):
@@ -301,7 +308,9 @@ class Adam(_Optimizer):
         used = {"exp_avg", "exp_avg_sq"} | ({"max_exp_avg_sq"} if self.amsgrad else set())
         self._allocate(used)
 
-    _many = staticmethod(kernels.adam_many)
+    @staticmethod
+    def _many(backend):
+        return backend.adam_many
 
     def _coefficients(self, t, lr):
         c = self.convention
@@ -412,7 +421,9 @@ class RMSProp(_Optimizer):
             used.add("momentum_buffer")
         self._allocate(used, {"square_avg": conv.initial_scale})
 
-    _many = staticmethod(kernels.rmsprop_many)
+    @staticmethod
+    def _many(backend):
+        return backend.rmsprop_many
 
     def _coefficients(self, t, lr):
         c = self.convention
