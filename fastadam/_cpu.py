@@ -36,20 +36,43 @@ def assign(dst, src):
     dst[...] = np.asarray(src).reshape(dst.shape)
 
 
+def _dispatch(many, parallel, arrays, coef, skip_nonfinite, skipped):
+    """Small arrays in one serial ``many`` call; large ones one by one in parallel."""
+    ps = arrays[0]
+    threshold = kernels.PARALLEL_MIN_SIZE
+    if all(p.size < threshold for p in ps):
+        many(*arrays, coef, skip_nonfinite, skipped)
+        return
+    small = [k for k, p in enumerate(ps) if p.size < threshold]
+    if small:
+        sub = np.zeros(len(small), dtype=np.int64)
+        many(*(tuple(a[k] for k in small) for a in arrays), coef, skip_nonfinite, sub)
+        skipped[small] += sub
+    for k, p in enumerate(ps):
+        if p.size >= threshold:
+            if skip_nonfinite and not kernels.all_finite(arrays[1][k]):
+                skipped[k] += 1
+            else:
+                parallel(*(a[k] for a in arrays), coef)
+
+
 def adam_many(ps, gs, ms, vs, vmaxs, coef, skip_nonfinite, skipped):
-    kernels.adam_many(ps, gs, ms, vs, vmaxs, coef, kernels.PARALLEL_MIN_SIZE, skip_nonfinite,
-                      skipped)  # fmt: skip
+    _dispatch(kernels.adam_many, kernels.adam_parallel, (ps, gs, ms, vs, vmaxs), coef,
+              skip_nonfinite, skipped)  # fmt: skip
 
 
 def rmsprop_many(ps, gs, vs, gbars, bufs, coef, skip_nonfinite, skipped):
-    kernels.rmsprop_many(ps, gs, vs, gbars, bufs, coef, kernels.PARALLEL_MIN_SIZE,
-                         skip_nonfinite, skipped)  # fmt: skip
+    _dispatch(kernels.rmsprop_many, kernels.rmsprop_parallel, (ps, gs, vs, gbars, bufs), coef,
+              skip_nonfinite, skipped)  # fmt: skip
 
 
 def backend_for(params):
     """The CPU backend for numpy arrays, the GPU backend for CUDA arrays."""
     first = params[0] if isinstance(params, (list, tuple)) and params else params
-    if not isinstance(first, np.ndarray) and hasattr(first, "__cuda_array_interface__"):
+    if not isinstance(first, np.ndarray) and (
+        hasattr(first, "__cuda_array_interface__")
+        or type(first).__module__.startswith("numba.cuda")
+    ):
         from . import _gpu
 
         return _gpu

@@ -13,7 +13,7 @@ FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 def _describe(x):
-    if isinstance(x, np.ndarray):
+    if hasattr(x, "dtype") and hasattr(x, "shape"):
         return f"array of dtype {x.dtype} and shape {x.shape}"
     return type(x).__name__
 
@@ -36,19 +36,23 @@ def check_array(x, name, writeable):
     return x
 
 
-def as_param_list(params):
-    """Return ``(list_of_arrays, single)`` for one array or a list/tuple of arrays."""
+def as_param_list(params, check=check_array, may_share_memory=np.may_share_memory):
+    """Return ``(list_of_arrays, single)`` for one array or a list/tuple of arrays.
+
+    ``check(x, name, writeable)`` validates (and may convert) one array; the GPU backend
+    passes its own.
+    """
     if isinstance(params, (list, tuple)):
         if len(params) == 0:
             raise ValueError("params is an empty list; pass at least one array")
-        arrays = [check_array(p, f"params[{i}]", True) for i, p in enumerate(params)]
+        arrays = [check(p, f"params[{i}]", True) for i, p in enumerate(params)]
         single = False
     else:
-        arrays = [check_array(params, "params", True)]
+        arrays = [check(params, "params", True)]
         single = True
     for i in range(len(arrays)):
         for j in range(i):
-            if np.may_share_memory(arrays[i], arrays[j]):
+            if may_share_memory(arrays[i], arrays[j]):
                 raise ValueError(
                     f"params[{j}] and params[{i}] share memory; each parameter array must "
                     "appear once"
@@ -56,8 +60,18 @@ def as_param_list(params):
     return arrays, single
 
 
-def check_grads(grads, params, single):
-    """Check gradients against the parameters; return a list of arrays."""
+def _numpy_grad(g, name):
+    if not isinstance(g, np.ndarray):
+        raise TypeError(f"{name} must be a numpy array, got {type(g).__name__}")
+    return g
+
+
+def check_grads(grads, params, single, as_array=_numpy_grad):
+    """Check gradients against the parameters; return a list of C-contiguous arrays.
+
+    ``as_array(g, name)`` checks the kind of one array (and may convert it); the GPU
+    backend passes its own.
+    """
     if single:
         if isinstance(grads, (list, tuple)):
             raise TypeError(
@@ -80,14 +94,13 @@ def check_grads(grads, params, single):
         names = [f"grads[{i}]" for i in range(len(grads))]
     out = []
     for g, p, name in zip(grads, params, names, strict=True):
-        if not isinstance(g, np.ndarray):
-            raise TypeError(f"{name} must be a numpy array, got {type(g).__name__}")
+        g = as_array(g, name)
         if g.shape != p.shape or g.dtype != p.dtype:
             raise ValueError(
                 f"{name} is an {_describe(g)} but its parameter is an {_describe(p)}; they "
                 "must match"
             )
-        if not g.flags.c_contiguous:
+        if isinstance(g, np.ndarray) and not g.flags.c_contiguous:
             g = np.ascontiguousarray(g)
         out.append(g)
     return out

@@ -12,7 +12,7 @@ Array kernels (in place, any shape, C-contiguous, all arrays of one size)
     :func:`adam_parallel`, :func:`rmsprop_parallel` -- the same loop over all threads
     (``numba.set_num_threads`` is respected). Serial and parallel results are bitwise equal.
     :func:`adam_many`, :func:`rmsprop_many` -- many arrays in one call (tuples of arrays),
-    each updated serially or in parallel by its size.
+    each with the serial kernel.
 
 Each array kernel takes the coefficient tuple returned by the ``*_coefficients`` function
 for the current step, and casts it to the arrays' dtype, so float32 arrays are updated with
@@ -52,9 +52,9 @@ __all__ = [
     "PARALLEL_MIN_SIZE",
 ]
 
-#: Arrays with at least this many elements are updated by the parallel kernels in
-#: :func:`adam_many` / :func:`rmsprop_many` (and so by the optimizers); smaller ones by the
-#: serial kernels, which have no thread start-up cost. Measured crossover on a 2-core
+#: The optimizers update arrays with at least this many elements with the parallel kernels,
+#: smaller ones with the serial kernels (in one :func:`adam_many` / :func:`rmsprop_many`
+#: call), which have no thread start-up cost. Measured crossover on a 2-core
 #: machine: see docs/performance.md.
 PARALLEL_MIN_SIZE = 1 << 16
 
@@ -238,8 +238,8 @@ def all_finite(x):
 
 
 @njit(**_OPTIONS)
-def adam_many(ps, gs, ms, vs, vmaxs, coef, parallel_min_size, skip_nonfinite, skipped):
-    """Adam step on many arrays in one call.
+def adam_many(ps, gs, ms, vs, vmaxs, coef, skip_nonfinite, skipped):
+    """Adam step on many arrays in one call, each with the serial kernel :func:`adam`.
 
     Parameters
     ----------
@@ -248,33 +248,32 @@ def adam_many(ps, gs, ms, vs, vmaxs, coef, parallel_min_size, skip_nonfinite, sk
         accessed without AMSGrad.
     coef : tuple
         :func:`adam_coefficients` for this step.
-    parallel_min_size : int
-        Arrays of at least this size use :func:`adam_parallel`, others :func:`adam`.
     skip_nonfinite : bool
         If true, an array whose gradient holds a NaN or Inf is left untouched (parameters
         and state) and ``skipped[k]`` is incremented.
     skipped : ndarray of int64
         One counter per array.
+
+    Notes
+    -----
+    The optimizers send arrays of at least :data:`PARALLEL_MIN_SIZE` elements to
+    :func:`adam_parallel` one by one from Python instead: a ``parallel=True`` function
+    called from a cached one is fragile in numba (cached parfor code is linked by name).
     """
     for k in range(len(ps)):
         if skip_nonfinite and not all_finite(gs[k]):
             skipped[k] += 1
-        elif ps[k].size >= parallel_min_size:
-            adam_parallel(ps[k], gs[k], ms[k], vs[k], vmaxs[k], coef)
         else:
             adam(ps[k], gs[k], ms[k], vs[k], vmaxs[k], coef)
 
 
 @njit(**_OPTIONS)
-def rmsprop_many(ps, gs, vs, gbars, bufs, coef, parallel_min_size, skip_nonfinite, skipped):
-    """RMSProp step on many arrays in one call (see :func:`adam_many`).
-
-    ``gbars`` and ``bufs`` are not accessed unless centered / momentum > 0.
-    """
+def rmsprop_many(ps, gs, vs, gbars, bufs, coef, skip_nonfinite, skipped):
+    """RMSProp step on many arrays in one call with the serial kernel :func:`rmsprop` (see
+    :func:`adam_many`); ``gbars`` and ``bufs`` are not accessed unless centered / momentum
+    > 0."""
     for k in range(len(ps)):
         if skip_nonfinite and not all_finite(gs[k]):
             skipped[k] += 1
-        elif ps[k].size >= parallel_min_size:
-            rmsprop_parallel(ps[k], gs[k], vs[k], gbars[k], bufs[k], coef)
         else:
             rmsprop(ps[k], gs[k], vs[k], gbars[k], bufs[k], coef)
