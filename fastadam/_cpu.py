@@ -10,11 +10,24 @@ from . import _validation as val
 from . import kernels
 
 name = "cpu"
-check_params = val.as_param_list
 check_grads = val.check_grads
 
 
-def full(p, value):
+def check_params(params, mixed_precision):
+    if mixed_precision:
+        raise ValueError(
+            "mixed_precision=True is for float16 CUDA arrays; numpy parameters must be float32 "
+            "or float64"
+        )
+    return val.as_param_list(params)
+
+
+def check_stream(stream):
+    if stream is not None:
+        raise ValueError("stream is for CUDA arrays; the parameters are numpy arrays")
+
+
+def full(p, value, stream=None):
     """A new flat state buffer for parameter ``p``, filled with ``value``."""
     return np.full(p.size, value, dtype=p.dtype)
 
@@ -56,26 +69,11 @@ def _dispatch(many, parallel, arrays, coef, skip_nonfinite, skipped):
                 parallel(*(a[k] for a in arrays), coef)
 
 
-def adam_many(ps, gs, ms, vs, vmaxs, coef, skip_nonfinite, skipped):
+def adam_many(ps, gs, ms, vs, vmaxs, coef, skip_nonfinite, skipped, stream=None):
     _dispatch(kernels.adam_many, kernels.adam_parallel, (ps, gs, ms, vs, vmaxs), coef,
               skip_nonfinite, skipped)  # fmt: skip
 
 
-def rmsprop_many(ps, gs, vs, gbars, bufs, coef, skip_nonfinite, skipped):
+def rmsprop_many(ps, gs, vs, gbars, bufs, coef, skip_nonfinite, skipped, stream=None):
     _dispatch(kernels.rmsprop_many, kernels.rmsprop_parallel, (ps, gs, vs, gbars, bufs), coef,
               skip_nonfinite, skipped)  # fmt: skip
-
-
-def backend_for(params):
-    """The CPU backend for numpy arrays, the GPU backend for CUDA arrays."""
-    first = params[0] if isinstance(params, (list, tuple)) and params else params
-    if not isinstance(first, np.ndarray) and (
-        hasattr(first, "__cuda_array_interface__")
-        or type(first).__module__.startswith("numba.cuda")
-    ):
-        from . import _gpu
-
-        return _gpu
-    import sys
-
-    return sys.modules[__name__]

@@ -43,13 +43,18 @@ def _as_device(x, name):
     raise TypeError(f"{name} must be a CUDA array, got {type(x).__name__}")
 
 
-def _check_param(x, name, writeable):
+_HALF = np.dtype(np.float16)
+
+
+def _check_param(x, name, mixed_precision):
     x = _as_device(x, name)
-    if x.dtype not in val.FLOAT_DTYPES:
+    if x.dtype == _HALF and not mixed_precision:
         raise TypeError(
-            f"{name} must have dtype float32 or float64, got {x.dtype} (float16 parameters "
-            "are not supported)"
+            f"{name} is float16: pass mixed_precision=True to keep float32 state and compute "
+            "in float32 (the state is never kept in half precision)"
         )
+    if x.dtype not in val.FLOAT_DTYPES and x.dtype != _HALF:
+        raise TypeError(f"{name} must have dtype float16, float32 or float64, got {x.dtype}")
     if not x.is_c_contiguous():
         raise ValueError(f"{name} must be a C-contiguous CUDA array")
     return x
@@ -68,8 +73,16 @@ def _may_share_memory(a, b):
     return a0 < b1 and b0 < a1 and a.size and b.size
 
 
-def check_params(params):
-    return val.as_param_list(params, _check_param, _may_share_memory)
+def check_params(params, mixed_precision):
+    def check(x, name, writeable):
+        return _check_param(x, name, mixed_precision)
+
+    return val.as_param_list(params, check, _may_share_memory)
+
+
+def check_stream(stream):
+    _require_cuda()
+    return 0 if stream is None else stream
 
 
 def check_grads(grads, params, single):
@@ -80,9 +93,15 @@ def check_grads(grads, params, single):
     return grads
 
 
-def full(p, value):
-    out = cuda.device_array(p.size, dtype=p.dtype)
-    out.copy_to_device(np.full(p.size, value, dtype=p.dtype))
+def state_dtype(dtype):
+    """float32 state for float16 parameters, else the parameters' dtype."""
+    return np.dtype(np.float32) if dtype == _HALF else dtype
+
+
+def full(p, value, stream=0):
+    dtype = state_dtype(p.dtype)
+    out = cuda.device_array(p.size, dtype=dtype, stream=stream)
+    out.copy_to_device(np.full(p.size, value, dtype=dtype), stream=stream)
     return out
 
 
@@ -114,11 +133,11 @@ def assign(dst, src):
     dst.copy_to_device(np.ascontiguousarray(np.asarray(src, dtype=dst.dtype).reshape(dst.size)))
 
 
-def adam_many(ps, gs, ms, vs, vmaxs, coef, skip_nonfinite, counters):
+def adam_many(ps, gs, ms, vs, vmaxs, coef, skip_nonfinite, counters, stream=0):
     kernels.launch(kernels.adam_kernel, ps, gs, ms, vs, vmaxs, coef, skip_nonfinite,
-                   counters.bad, counters.skipped)  # fmt: skip
+                   counters.bad, counters.skipped, stream)  # fmt: skip
 
 
-def rmsprop_many(ps, gs, vs, gbars, bufs, coef, skip_nonfinite, counters):
+def rmsprop_many(ps, gs, vs, gbars, bufs, coef, skip_nonfinite, counters, stream=0):
     kernels.launch(kernels.rmsprop_kernel, ps, gs, vs, gbars, bufs, coef, skip_nonfinite,
-                   counters.bad, counters.skipped)  # fmt: skip
+                   counters.bad, counters.skipped, stream)  # fmt: skip

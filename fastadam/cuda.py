@@ -134,7 +134,7 @@ def launch(kernel, ps, gs, s1, s2, s3, coef, skip_nonfinite, bad, skipped, strea
     """Launch ``kernel`` on tuples of equal-dtype 1-D device arrays (one launch; two with
     ``skip_nonfinite``). ``bad`` (int32) and ``skipped`` (int64) hold one entry per array."""
     grid, block = _grid(ps)
-    coef = cast_coefficients(coef, ps[0].dtype)
+    coef = cast_coefficients(coef, s1[0].dtype)  # the state's dtype (float32 for float16 p)
     if skip_nonfinite:
         bad.copy_to_device(np.zeros(len(ps), np.int32), stream=stream)
         _mark_nonfinite[grid, block, stream](gs, bad)

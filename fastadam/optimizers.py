@@ -21,9 +21,12 @@ class _Optimizer:
 
     _state_names = ()  # names of the per-array state buffers, in kernel order
 
-    def __init__(self, params, lr, skip_nonfinite):
-        self._backend = _cpu.backend_for(params)
-        self._params, self._single = self._backend.check_params(params)
+    def __init__(self, params, lr, skip_nonfinite, stream, mixed_precision):
+        self._backend = _backend_for(params)
+        self._params, self._single = self._backend.check_params(
+            params, val.check_bool(mixed_precision, "mixed_precision")
+        )
+        self._stream = self._backend.check_stream(stream)
         self._lr = val.check_lr(lr)
         self.skip_nonfinite = val.check_bool(skip_nonfinite, "skip_nonfinite")
         self.t = 0
@@ -42,7 +45,9 @@ class _Optimizer:
         self._state = {}
         for name in self._state_names:
             if name in used:
-                self._state[name] = [b.full(p, initial.get(name, 0.0)) for p in self._params]
+                self._state[name] = [
+                    b.full(p, initial.get(name, 0.0), self._stream) for p in self._params
+                ]
         first = self._state[self._state_names[0]]
         buffers = (
             [b.flat(p) for p in self._params],
@@ -98,13 +103,14 @@ class _Optimizer:
         many = self._many(b)
         if len(self._groups) == 1:
             ps, *state = self._group_args[0]
-            many(ps, tuple(map(b.flat, grads)), *state, coef, self.skip_nonfinite, self._skips[0])
+            gs = tuple(map(b.flat, grads))
+            many(ps, gs, *state, coef, self.skip_nonfinite, self._skips[0], self._stream)
         else:
             for idx, (ps, *state), skips in zip(
                 self._groups, self._group_args, self._skips, strict=True
             ):
                 gs = tuple(b.flat(grads[i]) for i in idx)
-                many(ps, gs, *state, coef, self.skip_nonfinite, skips)
+                many(ps, gs, *state, coef, self.skip_nonfinite, skips, self._stream)
         self.t = t
 
     # -- state ---------------------------------------------------------------------------
@@ -169,9 +175,11 @@ class _Optimizer:
         for key in expected:
             i = int(key.rsplit(".", 1)[1])
             a, p = np.asarray(state[key]), self._params[i]
-            if a.shape != p.shape or a.dtype != p.dtype:
+            dtype = self._state[key.rsplit(".", 1)[0]][i].dtype
+            if a.shape != p.shape or a.dtype != dtype:
                 raise ValueError(
-                    f"state[{key!r}] is {a.dtype} {a.shape}, parameter {i} is {p.dtype} {p.shape}"
+                    f"state[{key!r}] is {a.dtype} {a.shape}; this optimizer's buffer for "
+                    f"parameter {i} is {dtype} {p.shape}"
                 )
         for name, buffers in self._state.items():
             for i, b in enumerate(buffers):
@@ -238,6 +246,11 @@ class Adam(_Optimizer):
         If True, an array whose gradient contains NaN or Inf is left unchanged for that
         step and counted in ``nonfinite_skips``; by default NaN/Inf propagate as in every
         framework. The step count ``t`` (and so the bias correction) advances either way.
+    stream : numba CUDA stream, optional
+        CUDA arrays only: the stream the kernels are launched on (default stream if None).
+    mixed_precision : bool, default False
+        CUDA arrays only: accept float16 parameters and gradients, with float32 state and
+        float32 arithmetic (the state is never kept in half precision).
     eps_hat, amsgrad_corrected : bool, optional
         Convention knobs, see :class:`fastadam.conventions.AdamConvention`.
 
@@ -266,7 +279,8 @@ class Adam(_Optimizer):
     def __init__(
         self, params, lr=None, betas=None, eps=None, *, weight_decay=None,
         decoupled_weight_decay=None, amsgrad=False, maximize=False, eps_root=None,
-        bias_correction=None, convention="pytorch", skip_nonfinite=False, **knobs,
+        bias_correction=None, convention="pytorch", skip_nonfinite=False, stream=None,
+        mixed_precision=False, **knobs,
     ):  # fmt: skip
         conv = adam_convention(convention, **knobs)
         if bias_correction is not None:
@@ -304,7 +318,9 @@ class Adam(_Optimizer):
                 "epsilon-hat formula with decoupled decay"
             )
         self.convention = conv
-        super().__init__(params, conv.lr if lr is None else lr, skip_nonfinite)
+        super().__init__(
+            params, conv.lr if lr is None else lr, skip_nonfinite, stream, mixed_precision
+        )
         used = {"exp_avg", "exp_avg_sq"} | ({"max_exp_avg_sq"} if self.amsgrad else set())
         self._allocate(used)
 
@@ -332,7 +348,7 @@ class AdamW(Adam):
     Parameters
     ----------
     params, lr, betas, eps, weight_decay, amsgrad, maximize, eps_root, bias_correction, \
-convention, skip_nonfinite, **knobs
+convention, skip_nonfinite, stream, mixed_precision, **knobs
         As for :class:`Adam`.
     """
 
@@ -377,7 +393,7 @@ class RMSProp(_Optimizer):
         Maximize instead of minimize.
     convention : {'pytorch', 'keras', 'tf1', 'optax', 'basic'}, default 'pytorch'
         Whose definition to reproduce; supplies every default left as None.
-    skip_nonfinite : bool, default False
+    skip_nonfinite, stream, mixed_precision
         As for :class:`Adam`.
     **knobs
         ``eps_in_sqrt``, ``lr_in_momentum``, ``initial_scale``, ``bias_correction``,
@@ -389,7 +405,8 @@ class RMSProp(_Optimizer):
 
     def __init__(
         self, params, lr=None, decay=None, eps=None, *, momentum=0.0, centered=False,
-        weight_decay=0.0, maximize=False, convention="pytorch", skip_nonfinite=False, **knobs,
+        weight_decay=0.0, maximize=False, convention="pytorch", skip_nonfinite=False, stream=None,
+        mixed_precision=False, **knobs,
     ):  # fmt: skip
         conv = rmsprop_convention(convention, **knobs)
         self.decay = val.check_real(conv.decay if decay is None else decay, "decay",
@@ -413,7 +430,9 @@ class RMSProp(_Optimizer):
                 f"{conv.eps:g})"
             )
         self.convention = conv
-        super().__init__(params, conv.lr if lr is None else lr, skip_nonfinite)
+        super().__init__(
+            params, conv.lr if lr is None else lr, skip_nonfinite, stream, mixed_precision
+        )
         used = {"square_avg"}
         if self.centered:
             used.add("grad_avg")
@@ -432,3 +451,16 @@ class RMSProp(_Optimizer):
             c.decoupled_weight_decay, c.eps_in_sqrt, c.lr_in_momentum, c.bias_correction,
             self.maximize, self.centered, c.nesterov,
         )  # fmt: skip
+
+
+def _backend_for(params):
+    """The CPU backend for numpy arrays, the GPU backend for CUDA arrays."""
+    first = params[0] if isinstance(params, (list, tuple)) and params else params
+    if not isinstance(first, np.ndarray) and (
+        hasattr(first, "__cuda_array_interface__")
+        or type(first).__module__.startswith("numba.cuda")
+    ):
+        from . import _gpu
+
+        return _gpu
+    return _cpu

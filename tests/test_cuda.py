@@ -164,3 +164,50 @@ def test_launch_helpers_single_and_list():
     kernels.adam(x, g, m, v, v, coef)
     _compare(x, dx, np.float32)
     _compare(m, dm, np.float32)
+
+
+def test_float16_needs_mixed_precision_and_keeps_float32_state():
+    rng = np.random.default_rng(5)
+    x16 = rng.standard_normal(40).astype(np.float16)
+    with pytest.raises(TypeError, match="mixed_precision=True"):
+        fa.Adam(cuda.to_device(x16))
+    dx = cuda.to_device(x16)
+    opt = fa.Adam(dx, lr=1e-2, mixed_precision=True)
+    ref = x16.astype(np.float32)
+    opt_ref = fa.Adam(ref, lr=1e-2)
+    for _ in range(5):
+        g = rng.standard_normal(40).astype(np.float16)
+        opt.step(cuda.to_device(g))
+        opt_ref.step(g.astype(np.float32))
+        ref[...] = ref.astype(np.float16)  # the float16 parameter is rounded at each store
+    state = opt.state_dict()
+    assert state["exp_avg.0"].dtype == np.float32
+    assert dx.copy_to_host().dtype == np.float16
+    # float32 arithmetic, float16 storage of the parameter: within half-precision rounding
+    np.testing.assert_allclose(dx.copy_to_host().astype(np.float32), ref, rtol=1e-3, atol=1e-3)
+    np.testing.assert_allclose(state["exp_avg.0"], opt_ref.state_dict()["exp_avg.0"], rtol=1e-6)
+
+
+def test_mixed_precision_and_stream_are_cuda_only():
+    with pytest.raises(ValueError, match="float16 CUDA arrays"):
+        fa.Adam(np.ones(3), mixed_precision=True)
+    with pytest.raises(ValueError, match="stream is for CUDA arrays"):
+        fa.RMSProp(np.ones(3), stream=object())
+
+
+def test_stream_is_used():
+    stream = cuda.stream()
+    x = cuda.to_device(np.ones(10))
+    opt = fa.RMSProp(x, lr=0.1, stream=stream)
+    opt.step(cuda.to_device(np.ones(10)))
+    stream.synchronize()
+    assert np.all(x.copy_to_host() < 1)
+
+
+def test_without_numba_cuda_device_arrays_say_what_to_install(monkeypatch):
+    from fastadam import _gpu
+
+    monkeypatch.setattr(_gpu, "cuda", None)
+    monkeypatch.setattr(_gpu, "_IMPORT_ERROR", ImportError("no numba-cuda"), raising=False)
+    with pytest.raises(ImportError, match=r"fastadam\[cuda\]"):
+        fa.Adam(cuda.to_device(np.ones(3)))
