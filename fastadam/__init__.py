@@ -12,9 +12,12 @@ conventions
     Each framework's definition as data.
 """
 
-from . import conventions, kernels, rules
+from . import conventions, kernels, methods, rules
+from ._compiled import NjitOptions, NjitResult, minimize_njit, njit_options
+from ._minimize import minimize
 from .optimizers import Adam, AdamW, RMSProp
 
 __version__ = "0.1.0"
 
 __all__ = ["Adam", "AdamW", "RMSProp", "conventions", "kernels", "rules", "__version__"]
+__all__ += ["minimize", "methods", "minimize_njit", "njit_options", "NjitOptions", "NjitResult"]

@@ -1,0 +1,201 @@
+"""The compiled path of fastadam.minimize and fastadam.minimize_njit."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+from numba import njit
+
+import fastadam as fa
+from fastadam import _compiled
+
+
+@njit(cache=True)
+def rosen_nb(x):
+    s = 0.0
+    for i in range(x.size - 1):
+        s += 100.0 * (x[i + 1] - x[i] ** 2) ** 2 + (1.0 - x[i]) ** 2
+    return s
+
+
+@njit(cache=True)
+def rosen_grad_nb(x):
+    g = np.zeros_like(x)
+    for i in range(x.size - 1):
+        d = x[i + 1] - x[i] ** 2
+        g[i] += -400.0 * x[i] * d - 2.0 * (1.0 - x[i])
+        g[i + 1] += 200.0 * d
+    return g
+
+
+@njit(cache=True)
+def rosen_both_nb(x):
+    return rosen_nb(x), rosen_grad_nb(x)
+
+
+@njit(cache=True)
+def shifted(x, c, scale):
+    return 0.5 * scale * np.sum((x - c) ** 2)
+
+
+@njit(cache=True)
+def shifted_grad(x, c, scale):
+    return scale * (x - c)
+
+
+@njit(cache=True)
+def blows_up(x, c, scale):
+    if x[0] > 0.5:
+        return np.inf
+    return 0.5 * scale * np.sum((x - c) ** 2)
+
+
+@njit(cache=True)
+def wrong_size(x, c, scale):
+    return np.zeros(x.size + 1)
+
+
+OPTS = dict(lr=1e-2, maxiter=3000, gtol=1e-6)
+
+
+def test_compiled_path_is_taken_and_agrees_with_python_path():
+    x0 = np.zeros(6)
+    rc = fa.minimize(rosen_nb, x0, jac=rosen_grad_nb, options=OPTS)
+    rp = fa.minimize(rosen_nb, x0, jac=rosen_grad_nb, options=dict(OPTS, compiled=False))
+    assert rc.compiled and not rp.compiled
+    assert rc.compile_time >= 0
+    assert (rc.status, rc.nit, rc.nfev, rc.njev) == (rp.status, rp.nit, rp.nfev, rp.njev)
+    np.testing.assert_allclose(rc.x, rp.x, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(rc.jac, rp.jac, rtol=1e-10, atol=1e-15)
+    assert rc.fun == pytest.approx(rp.fun, rel=1e-10, abs=1e-300)
+    assert rc.message == rp.message
+    np.testing.assert_allclose(rc.best_x, rp.best_x, rtol=1e-12)
+
+
+def test_compiled_jac_true_args_and_bounds():
+    c = np.array([1.0, -2.0, 3.0])
+    bounds = [(None, 0.5), (-1.0, None), (0.0, 2.0)]
+    opts = dict(lr=0.05, maxiter=3000, gtol=1e-8)
+    rc = fa.minimize(
+        shifted, np.zeros(3), args=(c, 2.0), jac=shifted_grad, bounds=bounds, options=opts
+    )
+    rp = fa.minimize(
+        shifted,
+        np.zeros(3),
+        args=(c, 2.0),
+        jac=shifted_grad,
+        bounds=bounds,
+        options=dict(opts, compiled=False),
+    )
+    assert rc.compiled and rc.status == 0
+    np.testing.assert_allclose(rc.x, [0.5, -1.0, 2.0], atol=1e-8)
+    np.testing.assert_array_equal(rc.x, rp.x)
+    rb = fa.minimize(rosen_both_nb, np.zeros(3), jac=True, options=dict(lr=1e-2, maxiter=200))
+    rs = fa.minimize(rosen_nb, np.zeros(3), jac=rosen_grad_nb, options=dict(lr=1e-2, maxiter=200))
+    assert rb.compiled and rb.status == 1 and rb.nfev == 201
+    np.testing.assert_array_equal(rb.x, rs.x)
+
+
+def test_compiled_nonfinite_and_rmsprop_agree_with_python():
+    c = np.array([1.0, -2.0, 3.0])
+    for method in ("adam", "rmsprop"):
+        kw = dict(args=(c, 1.0), jac=shifted_grad, method=method, options=dict(lr=0.05))
+        rc = fa.minimize(blows_up, np.zeros(3), **kw)
+        rp = fa.minimize(blows_up, np.zeros(3), **dict(kw, options=dict(lr=0.05, compiled=False)))
+        assert rc.compiled and rc.status == rp.status == 4
+        assert rc.nit == rp.nit and rc.message == rp.message
+        np.testing.assert_array_equal(rc.x, rp.x)
+        np.testing.assert_array_equal(rc.jac, rp.jac)
+        assert np.all(rc.x <= 0.5)
+
+
+def test_compiled_maxtime_disp_and_bad_jac(capsys):
+    c = np.zeros(3)
+    res = fa.minimize(
+        shifted,
+        np.ones(3),
+        args=(c, 1.0),
+        jac=shifted_grad,
+        options=dict(lr=1e-9, maxiter=10**12, gtol=0, maxtime=0.2),
+    )
+    assert res.compiled and res.status == 6 and res.nit > 1000
+    res = fa.minimize(
+        shifted,
+        np.ones(3),
+        args=(c, 1.0),
+        jac=shifted_grad,
+        options=dict(lr=1e-3, maxiter=30, disp=True, disp_every=10),
+    )
+    rows = capsys.readouterr().out.splitlines()
+    assert [r.split()[0] for r in rows[1:5]] == ["0", "10", "20", "30"]
+    with pytest.raises(ValueError, match="size"):
+        fa.minimize(shifted, np.ones(3), args=(c, 1.0), jac=wrong_size)
+
+
+@njit
+def user_code(x0, options):
+    """A user's compiled function that calls the compiled minimizer."""
+    res = fa.minimize_njit(rosen_nb, rosen_grad_nb, x0, (), options)
+    return res.x, res.nit, res.status, res.fun
+
+
+def test_minimize_njit_from_user_njit_code():
+    options = fa.njit_options("adam", **OPTS)
+    x, nit, status, fun = user_code(np.zeros(4), options)
+    ref = fa.minimize(rosen_nb, np.zeros(4), jac=rosen_grad_nb, options=OPTS)
+    assert (nit, status) == (ref.nit, ref.status) == (nit, 0)
+    np.testing.assert_allclose(x, ref.x, rtol=1e-12)
+    res = fa.minimize_njit(rosen_nb, rosen_grad_nb, np.zeros(4), (), options)  # from Python
+    assert isinstance(res, fa.NjitResult) and res.success and res.nit == nit
+    np.testing.assert_allclose(res.x, ref.x, rtol=1e-12)
+
+
+def test_njit_options_errors():
+    with pytest.raises(ValueError, match="Python loop"):
+        fa.njit_options("adam", batches=[1, 2])
+    with pytest.raises(TypeError, match="unknown"):
+        fa.njit_options("adam", frobnicate=1)
+    with pytest.raises(ValueError, match="schedule"):
+        fa.njit_options("adam", lr=lambda t: 0.1)
+    opts = fa.njit_options("rmsprop", bounds=[(0, 1), (None, 2)], momentum=0.9)
+    assert opts.lo.shape == (2,)
+
+
+def test_compiled_loop_is_cached_on_disk(tmp_path):
+    """A second process loads the compiled loop from the cache instead of compiling it."""
+    script = textwrap.dedent(
+        """
+        import numpy as np
+        from numba import njit
+        import fastadam as fa
+        from fastadam import _compiled
+
+        @njit
+        def f(x):
+            return 0.5 * np.sum(x * x) + 0.25 * np.sum(x)
+
+        @njit
+        def g(x):
+            return x + 0.25
+
+        res = fa.minimize(f, np.ones(3), jac=g, options=dict(maxiter=5))
+        assert res.compiled
+        print(sum(_compiled._run.stats.cache_hits.values()),
+              sum(_compiled._run.stats.cache_misses.values()))
+        """
+    )
+    path = tmp_path / "cached_loop.py"
+    path.write_text(script)
+    env = dict(os.environ)
+    outs = []
+    for _ in range(2):
+        out = subprocess.run(
+            [sys.executable, str(path)], capture_output=True, text=True, env=env, timeout=300
+        )
+        assert out.returncode == 0, out.stderr
+        outs.append(tuple(int(v) for v in out.stdout.split()))
+    assert outs[1] == (1, 0)  # hit, no compilation
+    assert _compiled._run._cache is not None
