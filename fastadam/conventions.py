@@ -169,12 +169,12 @@ def _lookup(table, name, what):
     return table[name]
 
 
-def _with_knobs(conv, knobs, allowed, what):
+def _with_knobs(conv, knobs, allowed, what, keywords=()):
     unknown = sorted(set(knobs) - set(allowed))
     if unknown:
+        valid = ", ".join(list(keywords) + list(allowed))
         raise TypeError(
-            f"{what}() got unexpected keyword argument(s) {unknown}; the convention knobs are "
-            f"{list(allowed)}"
+            f"{what}() got unexpected keyword argument(s) {unknown}; valid keywords: {valid}"
         )
     types = {f.name: f.type for f in fields(conv)}
     set_knobs = {}
@@ -188,7 +188,7 @@ def _with_knobs(conv, knobs, allowed, what):
     return replace(conv, **set_knobs)
 
 
-def adam_convention(name="pytorch", **knobs):
+def adam_convention(name="pytorch", _caller=("Adam", ()), **knobs):
     """The :class:`AdamConvention` called ``name``, with knobs overridden.
 
     Parameters
@@ -205,10 +205,11 @@ def adam_convention(name="pytorch", **knobs):
     TypeError
         Unknown knob, or a knob of the wrong type.
     """
-    return _with_knobs(_lookup(ADAM_CONVENTIONS, name, "Adam"), knobs, _ADAM_KNOBS, "Adam")
+    conv = _lookup(ADAM_CONVENTIONS, name, "Adam")
+    return _with_knobs(conv, knobs, _ADAM_KNOBS, *_caller)
 
 
-def rmsprop_convention(name="pytorch", **knobs):
+def rmsprop_convention(name="pytorch", _caller=("RMSProp", ()), **knobs):
     """The :class:`RMSPropConvention` called ``name``, with knobs overridden.
 
     Parameters
@@ -227,4 +228,4 @@ def rmsprop_convention(name="pytorch", **knobs):
         Unknown knob, or a knob of the wrong type.
     """
     conv = _lookup(RMSPROP_CONVENTIONS, name, "RMSProp")
-    return _with_knobs(conv, knobs, _RMSPROP_KNOBS, "RMSProp")
+    return _with_knobs(conv, knobs, _RMSPROP_KNOBS, *_caller)

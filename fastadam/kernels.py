@@ -244,8 +244,9 @@ def adam_many(ps, gs, ms, vs, vmaxs, coef, skip_nonfinite, skipped):
     Parameters
     ----------
     ps, gs, ms, vs, vmaxs : tuple of ndarray
-        Equal-length tuples of arrays of one dtype, as for :func:`adam`; ``vmaxs`` is not
-        accessed without AMSGrad.
+        Equal-length tuples of arrays of one dtype and one ndim (numba indexes only
+        homogeneous tuples; pass flat views, ``x.reshape(-1)``), as for :func:`adam`;
+        ``vmaxs`` is not accessed without AMSGrad.
     coef : tuple
         :func:`adam_coefficients` for this step.
     skip_nonfinite : bool

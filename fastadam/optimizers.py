@@ -282,7 +282,7 @@ class Adam(_Optimizer):
         bias_correction=None, convention="pytorch", skip_nonfinite=False, stream=None,
         mixed_precision=False, **knobs,
     ):  # fmt: skip
-        conv = adam_convention(convention, **knobs)
+        conv = adam_convention(convention, _caller=_caller(self, Adam.__init__), **knobs)
         if bias_correction is not None:
             conv = replace(
                 conv, bias_correction=val.check_bool(bias_correction, "bias_correction")
@@ -296,7 +296,7 @@ class Adam(_Optimizer):
             weight_decay = conv.adamw_weight_decay if self._decoupled_default else 0.0
         if betas is None:
             betas = (conv.beta1, conv.beta2)
-        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+        if not isinstance(betas, (tuple, list, np.ndarray)) or len(betas) != 2:
             raise TypeError(f"betas must be a pair (beta1, beta2), got {betas!r}")
         self.betas = (val.check_beta(betas[0], "beta1"), val.check_beta(betas[1], "beta2"))
         self.eps_root = val.check_real(conv.eps_root if eps_root is None else eps_root,
@@ -312,10 +312,10 @@ class Adam(_Optimizer):
         self.maximize = val.check_bool(maximize, "maximize")
         if self.amsgrad and not conv.has_amsgrad:
             raise ValueError(f"convention {conv.name!r} has no amsgrad; use 'keras' or 'pytorch'")
-        if self.weight_decay and not conv.has_weight_decay:
+        if (self.weight_decay or self._decoupled_default) and not conv.has_weight_decay:
             raise ValueError(
-                f"convention {conv.name!r} has no weight decay; use 'keras' for the same "
-                "epsilon-hat formula with decoupled decay"
+                f"convention {conv.name!r} has no weight decay (so no AdamW); use 'keras' for "
+                "the same epsilon-hat formula with decoupled decay"
             )
         self.convention = conv
         super().__init__(
@@ -398,7 +398,8 @@ class RMSProp(_Optimizer):
     **knobs
         ``eps_in_sqrt``, ``lr_in_momentum``, ``initial_scale``, ``bias_correction``,
         ``nesterov``, ``decoupled_weight_decay``: see
-        :class:`fastadam.conventions.RMSPropConvention`.
+        :class:`fastadam.conventions.RMSPropConvention` (``nesterov`` changes nothing
+        without momentum, as in optax).
     """
 
     _state_names = ("square_avg", "grad_avg", "momentum_buffer")
@@ -408,7 +409,7 @@ class RMSProp(_Optimizer):
         weight_decay=0.0, maximize=False, convention="pytorch", skip_nonfinite=False, stream=None,
         mixed_precision=False, **knobs,
     ):  # fmt: skip
-        conv = rmsprop_convention(convention, **knobs)
+        conv = rmsprop_convention(convention, _caller=_caller(self, RMSProp.__init__), **knobs)
         self.decay = val.check_real(conv.decay if decay is None else decay, "decay",
                                     low=0.0, high=1.0, high_open=True)  # fmt: skip
         self.eps = val.check_real(conv.eps if eps is None else eps, "eps", low=0.0)
@@ -451,6 +452,14 @@ class RMSProp(_Optimizer):
             c.decoupled_weight_decay, c.eps_in_sqrt, c.lr_in_momentum, c.bias_correction,
             self.maximize, self.centered, c.nesterov,
         )  # fmt: skip
+
+
+def _caller(opt, init):
+    """The class name and explicit keywords, for the unknown-keyword message."""
+    names = init.__code__.co_varnames[
+        1 : init.__code__.co_argcount + init.__code__.co_kwonlyargcount
+    ]
+    return type(opt).__name__, [n for n in names if n != "params"]
 
 
 def _backend_for(params):

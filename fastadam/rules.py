@@ -165,8 +165,10 @@ def adam_coefficients(
         The values named in :data:`ADAM_COEFFICIENTS`, as float64 (``amsgrad`` as int).
     """
     if bias_correction:
-        bc1 = 1.0 - beta1**t
-        bc2 = 1.0 - beta2**t
+        # float(t): numba computes float**int by repeated multiplication, Python by pow();
+        # float**float is pow() in both, so compiled and host coefficients agree bitwise.
+        bc1 = 1.0 - beta1 ** float(t)
+        bc2 = 1.0 - beta2 ** float(t)
     else:
         bc1 = 1.0
         bc2 = 1.0
@@ -292,7 +294,7 @@ def rmsprop_coefficients(
     tuple
         The values named in :data:`RMSPROP_COEFFICIENTS` (float64, the last three bool).
     """
-    c = 1.0 / (1.0 - decay**t) if bias_correction else 1.0
+    c = 1.0 / (1.0 - decay ** float(t)) if bias_correction else 1.0
     if eps_in_sqrt:
         eps_in = 1.0 * eps
         eps_out = 0.0
