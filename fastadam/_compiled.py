@@ -274,7 +274,7 @@ def minimize_njit(fun, jac, x0, args, options):
         raise ValueError("jac returned an array whose size differs from x0's")
     success = code == _step.GTOL_MET or code == _step.FTOL_MET or code == _step.XTOL_MET
     best_nit = int(info[_step.BEST_NIT])
-    best_row = int(info[_step.R_BEST]) if best_nit >= 0 else 0
+    best_row = int(info[_step.BEST_ROW]) if best_nit >= 0 else 0
     return NjitResult(
         ws[0].copy(), info[_step.FUN], ws[int(info[_step.R_GLAST])].copy(),
         int(info[_step.NIT]), int(info[_step.NFEV]), int(info[_step.NJEV]), code, success,

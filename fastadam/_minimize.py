@@ -310,6 +310,7 @@ def _python_loop(fun, mode, jac, args, ws, info, cfg, callback, style, deadline,
     """Run the iterations in Python; return ``(status, gradient at the result's fun)``."""
     x = ws[0]
     dt = np.dtype(x.dtype.char)  # numpy's own instance, so that an identity test suffices
+    xdt = x.dtype  # numba's instance (arrays made from x, e.g. empty_like, carry it)
     ndarray = np.ndarray
     iterate, check, update = _step.iterate, _step.check, _step.update
     CONTINUE = _step.CONTINUE
@@ -364,7 +365,7 @@ def _python_loop(fun, mode, jac, args, ws, info, cfg, callback, style, deadline,
             if first:
                 f, g = _first_values(f, g, x, mode)
                 first = False
-            elif g.__class__ is not ndarray or g.dtype is not dt:
+            elif g.__class__ is not ndarray or (g.dtype is not dt and g.dtype is not xdt):
                 g = _gradient(g, x, mode)
             if sched is not None:
                 lr = val.lr_at(sched, int(info[_step.NIT]) + 1)
@@ -409,6 +410,7 @@ def _fast_loop(fun, combined, jac, args, ws, info):
     """The Python loop without callback, batches, schedule, time limit or display."""
     x = ws[0]
     dt = np.dtype(x.dtype.char)
+    xdt = x.dtype
     ndarray = np.ndarray
     iterate = _step.iterate
     CONTINUE = _step.CONTINUE
@@ -435,7 +437,7 @@ def _fast_loop(fun, combined, jac, args, ws, info):
                 f = fun(x, *args)
                 g = jac(x, *args)
             nev += 1
-            if g.__class__ is not ndarray or g.dtype is not dt:
+            if g.__class__ is not ndarray or (g.dtype is not dt and g.dtype is not xdt):
                 g = _gradient(g, x, mode)
             if f.__class__ is not float:
                 f = float(f)

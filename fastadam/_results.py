@@ -119,7 +119,7 @@ def build(status, ws, info, jac, cfg, **extra):
         status=status,
         success=success,
         message=_message(status, info, cfg.maxtime),
-        best_x=ws[int(info[_step.R_BEST])].copy() if best else ws[0].copy(),
+        best_x=ws[int(info[_step.BEST_ROW])].copy() if best else ws[0].copy(),
         best_fun=float(info[_step.BEST_FUN]),
         best_nit=int(info[_step.BEST_NIT]) if best else 0,
         gnorm=float(info[_step.GNORM]),

@@ -41,8 +41,8 @@ HAS_BOUNDS = 18
 R_S0 = 19  # Adam m, RMSProp v
 R_S1 = 20  # Adam v, RMSProp gbar
 R_S2 = 21  # Adam vmax, RMSProp momentum buffer
-R_PREV = 22
-R_BEST = 23
+ROW_A = 22  # three rows for the last accepted and the best iterate and a free one; which is
+ROW_B = 23  # which is in LAST_ROW, BEST_ROW, FREE_ROW (their roles rotate, no copies)
 R_SNAP = 24
 R_LO = 25
 R_HI = 26
@@ -55,7 +55,7 @@ FUN = 31  # f at the last accepted iterate
 GNORM = 32  # inf-norm of its (projected) gradient
 BEST_FUN = 33
 BEST_NIT = 34
-LAST_ROW = 35  # row holding the last accepted iterate (R_PREV's or R_BEST's row)
+LAST_ROW = 35  # row holding the last accepted iterate
 FSUM = 36  # sum of f over the current window
 FMEAN_PREV = 37  # mean of f over the previous window (NaN before the first)
 FCHANGE = 38  # last |F_j - F_{j-1}| tested by ftol (NaN if none yet)
@@ -64,7 +64,10 @@ BAD_NIT = 40  # iteration at which a non-finite value appeared (-1 if none)
 BAD_FUN = 41  # the objective value there
 SCRATCH = 42  # bit-cast scratch for the gradient norm
 EVAL_NIT = 43  # the iteration whose f / gradient are in FUN / GNORM
-SIZE = 44
+ROW_C = 44
+BEST_ROW = 45  # row holding the best iterate
+FREE_ROW = 46  # the row the next iterate is copied to
+SIZE = 47
 
 # -- codes returned by check (the status numbers of fastadam._results) -------------------
 CONTINUE = -1
@@ -109,8 +112,9 @@ _INF64 = np.uint64(0x7FF0000000000000)
 
 
 @njit(**_OPT)
-def _scan(g, info):
-    """Return ``(finite, max|g_i|)`` in one vectorized pass (max is garbage if not finite)."""
+def _scan_copy(g, x, dst, info):
+    """Copy ``x`` to ``dst`` and return ``(finite, max|g_i|)``, in one vectorized pass (the
+    max is meaningless if not finite)."""
     n = g.size
     if g.itemsize == 8:
         # |g_i| as unsigned integers: ordered like the floats, NaN above Inf; integer max
@@ -119,6 +123,7 @@ def _scan(g, info):
         m = np.uint64(0)
         for i in range(n):
             m = max(m, bits[i] & _ABS64)
+            dst[i] = x[i]
         if m >= _INF64:
             return False, np.inf
         info.view(np.uint64)[SCRATCH] = m
@@ -129,6 +134,7 @@ def _scan(g, info):
         a = abs(g[i])
         bad |= a - a != 0
         m = max(m, a)
+        dst[i] = x[i]
     return not bad, m
 
 
@@ -175,10 +181,11 @@ def allocate(x0, settings, lo, hi):
         rows += 1
     else:
         info[R_S2] = 0
-    info[R_PREV] = rows
-    info[R_BEST] = rows + 1
-    info[R_GLAST] = rows + 2
-    rows += 3
+    info[ROW_A] = rows
+    info[ROW_B] = rows + 1
+    info[ROW_C] = rows + 2
+    info[R_GLAST] = rows + 3
+    rows += 4
     if info[XTOL] > 0:
         info[R_SNAP] = rows
         rows += 1
@@ -217,6 +224,8 @@ def allocate(x0, settings, lo, hi):
     info[BEST_FUN] = np.nan
     info[BEST_NIT] = -1.0
     info[LAST_ROW] = 0.0
+    info[BEST_ROW] = 0.0
+    info[FREE_ROW] = info[ROW_A]
     info[FSUM] = 0.0
     info[FMEAN_PREV] = np.nan
     info[FCHANGE] = np.nan
@@ -240,7 +249,8 @@ def check(ws, g, f, info):
     if g.size != n:
         return BAD_JAC_SIZE
     k = info[NIT]
-    finite_g, gmax = _scan(g, info)
+    free = info[FREE_ROW]
+    finite_g, gmax = _scan_copy(g, x, ws[int(free)], info)
     if not (f - f == 0) or not finite_g:
         info[BAD_NIT] = k
         info[BAD_FUN] = f
@@ -252,16 +262,18 @@ def check(ws, g, f, info):
             info[GNORM] = gmax if finite_g else np.nan
             info[EVAL_NIT] = 0.0
         return NONFINITE_G if f - f == 0 else NONFINITE_F
-    # keep x_k, the last finite iterate: in the best row if it improves, else in the prev row
-    # (exactly one copy per iteration)
+    # x_k, now in the free row, is the last accepted iterate (and maybe the best); the next
+    # free row is one holding neither
+    info[LAST_ROW] = free
     if k == 0 or f < info[BEST_FUN]:
-        row = int(info[R_BEST])
+        info[BEST_ROW] = free
         info[BEST_FUN] = f
         info[BEST_NIT] = k
-    else:
-        row = int(info[R_PREV])
-    _copy(x, ws[row])
-    info[LAST_ROW] = row
+    best = info[BEST_ROW]
+    for r in (ROW_A, ROW_B, ROW_C):
+        if info[r] != free and info[r] != best:
+            info[FREE_ROW] = info[r]
+            break
     info[FUN] = f
     info[EVAL_NIT] = k
     if info[HAS_BOUNDS] != 0:
