@@ -131,7 +131,10 @@ def specialize(fun, jac, args, ws, info):
     Returns ``(entry_point, compile_seconds)``.
     """
     t0 = time.perf_counter()
-    argtypes = (typeof(ws[0]),) + tuple(typeof(args))
+    try:
+        argtypes = (typeof(ws[0]),) + tuple(typeof(args))
+    except ValueError as exc:  # numba cannot type an argument
+        raise TypeError(str(exc)) from exc
     ft = _function_type(fun, argtypes, "fun")
     jt = types.none if jac is None else _function_type(jac, argtypes, "jac")
     sig = (ft, jt, typeof(args), typeof(ws), typeof(info), types.int64, types.boolean)

@@ -250,9 +250,17 @@ def solve(fun, x0, args, method, jac, bounds, callback, tol, options, stacklevel
     start = time.perf_counter()
     deadline = None if cfg.maxtime is None else start + cfg.maxtime
     extra = {}
+    cjac = None if jac is True else jac
     if use_compiled:
-        cjac = None if jac is True else jac
-        entry, extra["compile_time"] = _compiled.specialize(fun, cjac, args, ws, info)
+        try:
+            entry, extra["compile_time"] = _compiled.specialize(fun, cjac, args, ws, info)
+        except TypeError:
+            # e.g. functions with explicit signatures that accept no C-contiguous array, or
+            # arguments numba cannot type: the Python loop calls them as Python would
+            if cfg.compiled:
+                raise
+            use_compiled = False
+    if use_compiled:
         start = time.perf_counter()
         deadline = None if cfg.maxtime is None else start + cfg.maxtime
         if printer is not None:

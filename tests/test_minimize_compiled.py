@@ -199,3 +199,42 @@ def test_compiled_loop_is_cached_on_disk(tmp_path):
         outs.append(tuple(int(v) for v in out.stdout.split()))
     assert outs[1] == (1, 0)  # hit, no compilation
     assert _compiled._run._cache is not None
+
+
+def test_compiled_keyboard_interrupt_between_chunks(monkeypatch):
+    real = _compiled.specialize
+
+    def specialize(*a):
+        entry, t = real(*a)
+        calls = {"n": 0}
+
+        def interrupted(*b):
+            calls["n"] += 1
+            out = entry(*b)
+            if calls["n"] == 3:  # Ctrl-C during the second chunk: raised when it returns
+                raise KeyboardInterrupt
+            return out
+
+        return interrupted, t
+
+    monkeypatch.setattr(_compiled, "specialize", specialize)
+    res = fa.minimize(rosen_nb, np.zeros(3), jac=rosen_grad_nb, options=dict(maxiter=10**6))
+    assert res.compiled and res.status == 9 and res.nit > 100
+    assert res.fun == pytest.approx(rosen_nb(res.x))
+    np.testing.assert_allclose(res.jac, rosen_grad_nb(res.x))
+
+
+@njit("float64(float64[:])")
+def explicit_sig(x):
+    return np.sum(x * x)
+
+
+@njit("float64[:](float64[:])")
+def explicit_sig_grad(x):
+    return 2.0 * x
+
+
+def test_explicit_signatures_use_a_path_that_works():
+    res = fa.minimize(explicit_sig, np.ones(3), jac=explicit_sig_grad, options=dict(lr=0.1))
+    assert res.success
+    np.testing.assert_allclose(res.x, 0, atol=1e-5)
