@@ -18,6 +18,7 @@ State lives in two arrays so that one call from Python carries all of it:
     The slot names below are module constants so that compiled code reads them as literals.
 """
 
+import numba
 import numpy as np
 from numba import njit
 
@@ -94,16 +95,7 @@ def ensure_runtime():
     global _runtime_ready
     if _runtime_ready:
         return
-    try:
-        from numba.np.ufunc.parallel import _launch_threads
-
-        _launch_threads()
-    except Exception:  # pragma: no cover - a numba without this entry point
-        x = np.zeros(1)
-        coef = kernels.adam_coefficients(
-            1.0, 0.0, 0.9, 0.999, 1e-8, 0.0, 0.0, False, False, True, False, False, False
-        )
-        kernels.adam_parallel(x, x.copy(), x.copy(), x.copy(), x.copy(), coef)
+    numba.get_num_threads()  # public API; it starts the threading layer
     _runtime_ready = True
 
 

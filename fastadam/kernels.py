@@ -26,6 +26,11 @@ float32 arithmetic. Example, inside a user's compiled loop::
                 t, 1e-3, 0.9, 0.999, 1e-8, 0.0, 0.0, False, False, True, False, False, False)
             fastadam.kernels.adam(x, g, m, v, v, coef)   # vmax unused without amsgrad
 
+If your own ``cache=True`` function calls :func:`adam_parallel` or :func:`rmsprop_parallel`,
+call ``numba.get_num_threads()`` once in the process before its first call: it starts
+numba's threading layer, without which numba 0.68 crashes when it loads such a function
+from its cache.
+
 The kernels are compiled with ``error_model="numpy"`` (IEEE division: no zero-division
 check, which would prevent vectorization) and without ``fastmath``: NaN and Inf propagate
 exactly as in every framework.
