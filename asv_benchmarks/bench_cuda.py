@@ -11,6 +11,10 @@ SIZES = [2**10, 2**20, 2**26]
 
 def _detect():
     """(numba.cuda or None, why not), found once at import."""
+    import numba
+
+    if numba.config.ENABLE_CUDASIM:
+        return None, "NUMBA_ENABLE_CUDASIM=1: the CUDA simulator is not a GPU"
     try:
         from numba import cuda
     except Exception as exc:  # numba-cuda missing or broken

@@ -205,6 +205,8 @@ def cpu_throughput(sizes, dtype, min_time):
 
 def gpu_status():
     """(cuda module or None, reason)."""
+    if numba.config.ENABLE_CUDASIM:
+        return None, "NUMBA_ENABLE_CUDASIM=1: the CUDA simulator is not a GPU"
     try:
         from numba import cuda
     except Exception as exc:
