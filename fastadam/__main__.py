@@ -190,7 +190,9 @@ def cpu_throughput(sizes, dtype, min_time):
             numpy_step, _a0 = _bench.kernel_case(kernel, dtype, n, "serial", impl="numpy")
             t_numpy = _bench.best_time(numpy_step, min_time=min_time)
             del _a0, numpy_step
-            for mode in ("serial", "parallel"):
+            # like the optimizers: parallel kernels only from PARALLEL_MIN_SIZE elements on
+            parallel = n >= fa.kernels.PARALLEL_MIN_SIZE
+            for mode in ("serial", "parallel") if parallel else ("serial",):
                 step, _a1 = _bench.kernel_case(kernel, dtype, n, mode)
                 skeleton, _a2 = _bench.kernel_case(kernel, dtype, n, mode, impl="skeleton")
                 t = _bench.best_time(step, min_time=min_time)
@@ -308,7 +310,7 @@ def parse_args(argv=None):
     if args.quick:
         args.size, args.features = min(args.size, 500), min(args.features, 5)
         args.iters = args.iters or 50
-        args.bench_sizes = args.bench_sizes or [10_000]
+        args.bench_sizes = args.bench_sizes or [10_000, 2**17]
     args.bench_sizes = args.bench_sizes or [10**5, 10**7]
     return args
 
@@ -375,6 +377,11 @@ def main(argv=None):
             ["kernel", "elements", "mode", "us/step", "GB/s", "of skeleton", "vs numpy"],
             cpu_throughput(args.bench_sizes, args.dtype, min_time), "llrrrrr",
         ))  # fmt: skip
+        print(
+            "of skeleton: the skeleton's time over the kernel's (100% = memory bound); "
+            "vs numpy: plain numpy's time over the kernel's; parallel from "
+            f"{fa.kernels.PARALLEL_MIN_SIZE:,} elements, as in the optimizers"
+        )
     if cuda is not None:
         rows, reason = gpu_throughput(cuda, [2**20, 2**26], args.dtype)
         if rows:
