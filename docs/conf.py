@@ -60,22 +60,3 @@ html_theme = "alabaster"
 html_title = f"fastadam {release}"
 html_static_path = []
 html_theme_options = {"description": "Numba-compiled Adam and RMSProp, every convention"}
-
-
-def _fix_parameter_lines(app, what, name, obj, options, lines):
-    """Join a parameter list continued with a trailing backslash (numpydoc would read the
-    backslash as escaping its closing markup) and escape ``*args``/``**kwargs`` inside a
-    combined parameter line such as ``params, lr, ..., **knobs``."""
-    i = 0
-    while i < len(lines) - 1:
-        if lines[i].rstrip().endswith("\\"):
-            lines[i] = lines[i].rstrip()[:-1].rstrip() + " " + lines.pop(i + 1).strip()
-            continue
-        i += 1
-    for i, line in enumerate(lines):
-        if ", *" in line:
-            lines[i] = line.replace(", **", r", \*\*").replace(", *", r", \*")
-
-
-def setup(app):
-    app.connect("autodoc-process-docstring", _fix_parameter_lines, priority=100)

@@ -347,9 +347,14 @@ class AdamW(Adam):
 
     Parameters
     ----------
-    params, lr, betas, eps, weight_decay, amsgrad, maximize, eps_root, bias_correction, \
-convention, skip_nonfinite, stream, mixed_precision, **knobs
+    params, lr, betas, eps
         As for :class:`Adam`.
+    weight_decay : float, optional
+        Decoupled weight decay; default: the convention's AdamW default.
+    **kwargs
+        Every other keyword of :class:`Adam` (``amsgrad``, ``maximize``, ``eps_root``,
+        ``bias_correction``, ``convention``, ``skip_nonfinite``, ``stream``,
+        ``mixed_precision`` and the convention knobs).
     """
 
     _decoupled_default = True

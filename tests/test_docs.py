@@ -170,3 +170,15 @@ def test_asv_result_check(tmp_path):
     assert write([1.0, float("nan")]) == 0  # one ran, one skipped
     assert write([1.0, None]) == 1  # a failure
     assert write([float("nan"), float("nan")]) == 1  # nothing ran
+
+
+def test_readme_quickstart(capsys):
+    with open(os.path.join(ROOT, "README.md")) as f:
+        blocks = re.findall(r"^```python\n(.*?)^```", f.read(), flags=re.S | re.M)
+    assert blocks, "README.md has no python code block"
+    namespace = {"__name__": "readme"}
+    for code in blocks:
+        exec(compile(code, "README.md", "exec"), namespace)
+    capsys.readouterr()
+    assert namespace["res"].success
+    np.testing.assert_allclose(namespace["res"].x, np.ones(5), atol=1e-3)
