@@ -46,7 +46,7 @@ CASES = [
 TOL = {np.float64: 1e-12, np.float32: 2e-5}
 
 
-def check_correctness(sizes):
+def check_correctness(sizes, steps=20):
     rng = np.random.default_rng(0)
     failures = 0
     for cls, kw in CASES:
@@ -59,7 +59,7 @@ def check_correctness(sizes):
             dev = [d[7:-7] for d in dblocks]
             opt_h = getattr(fa, cls)([h.copy() for h in host], **kw)
             opt_d = getattr(fa, cls)(dev, **kw)
-            for _ in range(20):
+            for _ in range(steps):
                 grads = [rng.standard_normal(n).astype(dtype) for n in sizes]
                 opt_h.step(grads)
                 opt_d.step([cuda.to_device(g) for g in grads])
@@ -74,6 +74,22 @@ def check_correctness(sizes):
             failures += not ok
             print(f"{'ok  ' if ok else 'FAIL'} {cls:8s} {np.dtype(dtype).name:8s} {kw}  "
                   f"max rel err {worst:.2e}")  # fmt: skip
+    # float16 parameters with float32 state (mixed precision) against a float32 CPU run
+    # whose parameters are rounded to float16 after every step
+    x16 = rng.standard_normal(sizes[-1]).astype(np.float16)
+    dx = cuda.to_device(x16)
+    opt_d = fa.Adam(dx, lr=1e-2, mixed_precision=True)
+    ref = x16.astype(np.float32)
+    opt_h = fa.Adam(ref, lr=1e-2)
+    for _ in range(steps):
+        g = rng.standard_normal(sizes[-1]).astype(np.float16)
+        opt_d.step(cuda.to_device(g))
+        opt_h.step(g.astype(np.float32))
+        ref[...] = ref.astype(np.float16)
+    err = np.max(np.abs(dx.copy_to_host().astype(np.float32) - ref))
+    ok = err <= 2e-3 and opt_d.state_dict()["exp_avg.0"].dtype == np.float32
+    failures += not ok
+    print(f"{'ok  ' if ok else 'FAIL'} Adam     float16 mixed precision  max abs err {err:.2e}")
     return failures
 
 
@@ -210,8 +226,13 @@ def main():
     dev = "simulator" if args.sim else cuda.get_current_device().name
     dev = dev.decode() if isinstance(dev, bytes) else dev
     print(f"# fastadam GPU check, {datetime.date.today()}, {dev}")
-    sizes = (5, 37) if args.sim else (1, 1000, 1 << 20, 3_000_017)
-    failures = check_correctness(sizes)
+    if args.sim:  # small blocks so that the simulator runs several, and few steps
+        import fastadam.cuda as fc
+
+        fc.THREADS_PER_BLOCK, fc.MAX_BLOCKS = 8, 2
+        failures = check_correctness((5, 37), steps=3)
+    else:
+        failures = check_correctness((1, 1000, 1 << 20, 3_000_017))
     print(f"correctness: {failures} failure(s)")
     if not args.sim:
         rows = throughput(args.log, args.reps)

@@ -211,3 +211,19 @@ def test_without_numba_cuda_device_arrays_say_what_to_install(monkeypatch):
     monkeypatch.setattr(_gpu, "_IMPORT_ERROR", ImportError("no numba-cuda"), raising=False)
     with pytest.raises(ImportError, match=r"fastadam\[cuda\]"):
         fa.Adam(cuda.to_device(np.ones(3)))
+
+
+def test_gpu_check_script_runs_on_the_simulator():
+    import os
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    out = subprocess.run(
+        [sys.executable, os.path.join(root, "benchmarks", "gpu_check.py"), "--sim"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "correctness: 0 failure(s)" in out.stdout
