@@ -26,6 +26,7 @@ PAGES = {
     "numba.md": [],
     "lr_t.md": [],
     "conventions.rst": [],
+    "gpu.md": [("n = 1_000_000", "n = 1_000")],
 }
 
 
@@ -182,3 +183,9 @@ def test_readme_quickstart(capsys):
     capsys.readouterr()
     assert namespace["res"].success
     np.testing.assert_allclose(namespace["res"].x, np.ones(5), atol=1e-3)
+
+
+def test_gpu_page(capsys):
+    ns = run_page("gpu.md", capsys)
+    assert ns["opt"].t == 1
+    assert ns["state"]["exp_avg.0"].dtype == np.float32
