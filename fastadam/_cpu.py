@@ -9,7 +9,6 @@ import numpy as np
 from . import _validation as val
 from . import kernels
 
-name = "cpu"
 check_grads = val.check_grads
 
 

@@ -9,8 +9,6 @@ import numpy as np
 
 from . import _validation as val
 
-name = "gpu"
-
 try:
     from numba import cuda
 
@@ -64,7 +62,7 @@ def _span(x):
     if hasattr(x, "__cuda_array_interface__"):
         start = x.__cuda_array_interface__["data"][0]
     else:  # simulator
-        start = x.copy_to_host.__self__._ary.__array_interface__["data"][0]
+        start = x._ary.__array_interface__["data"][0]
     return start, start + x.size * x.dtype.itemsize
 
 

@@ -19,7 +19,7 @@ from scipy.optimize import Bounds, OptimizeWarning
 
 from . import _step
 from . import _validation as val
-from .conventions import _ADAM_KNOBS, _RMSPROP_KNOBS
+from .conventions import ADAM_KNOBS, RMSPROP_KNOBS
 from .optimizers import Adam, AdamW, RMSProp
 
 METHODS = {"adam": Adam, "adamw": AdamW, "rmsprop": RMSProp}
@@ -41,7 +41,7 @@ def hyperparameter_names(method):
     sig = inspect.signature(cls.__init__)
     skip = {"self", "params", "maximize", "skip_nonfinite", "knobs"}
     names = [p for p in sig.parameters if p not in skip]
-    knobs = _ADAM_KNOBS if issubclass(cls, Adam) else _RMSPROP_KNOBS
+    knobs = ADAM_KNOBS if issubclass(cls, Adam) else RMSPROP_KNOBS
     return tuple(names) + tuple(k for k in knobs if k not in names)
 
 

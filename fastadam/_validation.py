@@ -106,7 +106,7 @@ def check_grads(grads, params, single, as_array=_numpy_grad):
     return out
 
 
-def check_real(value, name, *, low=None, high=None, low_open=False, high_open=False, hint=""):
+def check_real(value, name, *, low=None, high=None, low_open=False, high_open=False):
     """A finite real number within ``[low, high]`` (ends open where asked)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {value!r}")
@@ -121,7 +121,7 @@ def check_real(value, name, *, low=None, high=None, low_open=False, high_open=Fa
         hi = "inf" if high is None else f"{high:g}"
         interval = ("(" if low_open or low is None else "[") + f"{lo}, {hi}"
         interval += ")" if high_open or high is None else "]"
-        raise ValueError(f"{name} must be a finite number in {interval}, got {value!r}{hint}")
+        raise ValueError(f"{name} must be a finite number in {interval}, got {value!r}")
     return value
 
 

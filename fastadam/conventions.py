@@ -27,6 +27,8 @@ __all__ = [
     "RMSPropConvention",
     "ADAM_CONVENTIONS",
     "RMSPROP_CONVENTIONS",
+    "ADAM_KNOBS",
+    "RMSPROP_KNOBS",
     "adam_convention",
     "rmsprop_convention",
 ]
@@ -152,8 +154,10 @@ RMSPROP_CONVENTIONS = {
     )
 }
 
-_ADAM_KNOBS = ("eps_hat", "amsgrad_corrected")
-_RMSPROP_KNOBS = (
+#: The Adam knobs that can be set explicitly (keyword arguments of the optimizers).
+ADAM_KNOBS = ("eps_hat", "amsgrad_corrected")
+#: The RMSProp knobs that can be set explicitly (keyword arguments of the optimizers).
+RMSPROP_KNOBS = (
     "eps_in_sqrt",
     "lr_in_momentum",
     "initial_scale",
@@ -206,7 +210,7 @@ def adam_convention(name="pytorch", _caller=("Adam", ()), **knobs):
         Unknown knob, or a knob of the wrong type.
     """
     conv = _lookup(ADAM_CONVENTIONS, name, "Adam")
-    return _with_knobs(conv, knobs, _ADAM_KNOBS, *_caller)
+    return _with_knobs(conv, knobs, ADAM_KNOBS, *_caller)
 
 
 def rmsprop_convention(name="pytorch", _caller=("RMSProp", ()), **knobs):
@@ -228,4 +232,4 @@ def rmsprop_convention(name="pytorch", _caller=("RMSProp", ()), **knobs):
         Unknown knob, or a knob of the wrong type.
     """
     conv = _lookup(RMSPROP_CONVENTIONS, name, "RMSProp")
-    return _with_knobs(conv, knobs, _RMSPROP_KNOBS, *_caller)
+    return _with_knobs(conv, knobs, RMSPROP_KNOBS, *_caller)

@@ -147,9 +147,22 @@ def _many(kernel, ps, gs, s1, s2, s3, coef, stream):
     ps, gs, s1, s2, s3 = (
         tuple(a.reshape(a.size) for a in as_tuple(x)) for x in (ps, gs, s1, s2, s3)
     )
-    bad = cuda.to_device(np.zeros(len(ps), np.int32), stream=stream)
-    skipped = cuda.to_device(np.zeros(len(ps), np.int64), stream=stream)
+    bad, skipped = _no_skip_flags(len(ps))
     launch(kernel, ps, gs, s1, s2, s3, coef, False, bad, skipped, stream)
+
+
+_NO_SKIP = {}
+
+
+def _no_skip_flags(n):
+    """All-zero ``bad`` flags (never set without ``skip_nonfinite``, so ``skipped`` is never
+    written): allocated once per number of arrays instead of at every call."""
+    if n not in _NO_SKIP:
+        _NO_SKIP[n] = (
+            cuda.to_device(np.zeros(n, np.int32)),
+            cuda.to_device(np.zeros(n, np.int64)),
+        )
+    return _NO_SKIP[n]
 
 
 def adam(p, g, m, v, vmax, coef, stream=0):
