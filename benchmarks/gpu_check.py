@@ -1,23 +1,30 @@
 """Real-GPU check: correctness against the CPU path, then throughput against the peers.
 
-Run on a machine with an NVIDIA GPU (one call, a few minutes):
+Run on a machine with an NVIDIA GPU (one call, a few minutes; ``benchmarks/gpu_run.sh``
+runs it with the real-GPU tests and compute-sanitizer):
 
-    NUMBA_ENABLE_CUDASIM=0 python benchmarks/gpu_check.py [--log N] [--out results.md]
+    NUMBA_ENABLE_CUDASIM=0 python benchmarks/gpu_check.py [--out report.md] [--csv table.csv]
 
-1. Correctness: for every convention and option set, 20 steps on fresh random inputs, the
-   device optimizer against the CPU optimizer (float64 to 1e-12, float32 to 2e-5: the GPU
-   may contract multiply-adds into FMAs), with state buffers poisoned to NaN outside the
-   arrays' ends (separate sentinel arrays) to catch out-of-range writes, and all elements
-   checked to catch unwritten ones.
-2. Throughput (fp32, 2^N elements, 28 bytes per element for Adam, 20 for RMSProp): device
-   copy (the ceiling), fastadam Adam/RMSProp (one array; 200-array model-like list), torch
-   Adam(fused=True) and RMSprop(foreach), optax adam under jax.jit with donated buffers, a
-   CuPy ElementwiseKernel; and the per-step time at 1,024 elements.
+1. Correctness: for every convention and option set, on fresh random inputs, the device
+   optimizer against the CPU optimizer (float64 to 1e-12, float32 to 2e-5: the GPU may
+   contract multiply-adds into FMAs), each device array placed between NaN guards in one
+   allocation (guards of 16 elements keep it 16-byte aligned, for the vector kernels; of 1
+   element, misaligned, for the scalar kernels), so that writes past either end and
+   unwritten elements are caught. Also a list of 30 arrays (several launches), and float16
+   parameters with float32 state. Steps after the first use cached launches.
+2. Throughput (fp32; bytes read + written: 28 per element for Adam, 20 for RMSProp, 8 for a
+   copy): a size sweep of device copy (the ceiling), fastadam, torch (Adam fused=True,
+   RMSprop foreach) and optax under jax.jit with donated buffers; then the issue's cases
+   side by side: 2^28 elements, a 200-array model-like list, 1,024 elements, on numba, CuPy
+   and torch arrays, cached launches against numba's dispatcher, vector against scalar
+   kernels, and a CuPy ElementwiseKernel.
 
-With ``--sim`` it runs a tiny version on the CUDA simulator (a smoke test of this script).
+``--sanitize`` runs a small correctness pass only (for compute-sanitizer); ``--sim`` a tiny
+one on the CUDA simulator (a smoke test of this script, run by the tests).
 """
 
 import argparse
+import csv
 import datetime
 import os
 import sys
@@ -30,6 +37,8 @@ import numpy as np
 from numba import cuda
 
 import fastadam as fa
+import fastadam.cuda as fc
+from fastadam import _cuda_launch
 
 CASES = [
     ("Adam", dict(convention="pytorch", amsgrad=True, weight_decay=0.1, eps=0.1)),
@@ -44,36 +53,62 @@ CASES = [
     ("RMSProp", dict(convention="basic", eps=0.1)),
 ]
 TOL = {np.float64: 1e-12, np.float32: 2e-5}
+GUARDS = {"aligned": 16, "misaligned": 1}
 
 
-def check_correctness(sizes, steps=20):
+def _guarded(host, guard):
+    """Device copies of ``host`` arrays, each between NaN guards in one allocation."""
+    blocks = []
+    for h in host:
+        pad = np.full(guard, np.nan, h.dtype)
+        blocks.append(cuda.to_device(np.concatenate([pad, h, pad])))
+    return blocks, [b[guard:-guard] for b in blocks]
+
+
+def _worst(expected, blocks, guard):
+    worst = 0.0
+    for h, d in zip(expected, blocks, strict=True):
+        got = d.copy_to_host()
+        if not (np.isnan(got[:guard]).all() and np.isnan(got[-guard:]).all()):
+            return np.inf
+        inner = got[guard:-guard]
+        if h.size:
+            worst = max(worst, float(np.max(np.abs(inner - h) / (np.abs(h) + 1))))
+    return worst
+
+
+def check_case(cls, kw, dtype, sizes, steps, layout, rng):
+    guard = GUARDS[layout]
+    host = [rng.standard_normal(n).astype(dtype) for n in sizes]
+    blocks, dev = _guarded(host, guard)
+    lanes = fc.kernel_for(
+        "rmsprop" if cls == "RMSProp" else "adam", {np.dtype(dtype)},
+        [fc.data_pointer(d) for d in dev],
+    )[1]  # fmt: skip
+    opt_h = getattr(fa, cls)([h.copy() for h in host], **kw)
+    opt_d = getattr(fa, cls)(dev, **kw)
+    for _ in range(steps):
+        grads = [rng.standard_normal(n).astype(dtype) for n in sizes]
+        opt_h.step(grads)
+        opt_d.step([cuda.to_device(g) for g in grads])
+    cuda.synchronize()
+    worst = _worst(opt_h.params, blocks, guard)
+    ok = worst <= TOL[dtype]
+    print(f"{'ok  ' if ok else 'FAIL'} {cls:8s} {np.dtype(dtype).name:8s} {layout:10s} "
+          f"lanes={lanes} {kw}  max rel err {worst:.2e}")  # fmt: skip
+    return not ok
+
+
+def check_correctness(sizes, steps=20, cases=CASES, layouts=tuple(GUARDS)):
     rng = np.random.default_rng(0)
     failures = 0
-    for cls, kw in CASES:
+    for cls, kw in cases:
         for dtype in (np.float32, np.float64):
-            host = [rng.standard_normal(n).astype(dtype) for n in sizes]
-            # poison: each device parameter sits between NaN sentinels in one allocation
-            blocks = [np.concatenate([np.full(7, np.nan, dtype), h, np.full(7, np.nan, dtype)])
-                      for h in host]  # fmt: skip
-            dblocks = [cuda.to_device(b) for b in blocks]
-            dev = [d[7:-7] for d in dblocks]
-            opt_h = getattr(fa, cls)([h.copy() for h in host], **kw)
-            opt_d = getattr(fa, cls)(dev, **kw)
-            for _ in range(steps):
-                grads = [rng.standard_normal(n).astype(dtype) for n in sizes]
-                opt_h.step(grads)
-                opt_d.step([cuda.to_device(g) for g in grads])
-            cuda.synchronize()
-            worst = 0.0
-            for h, d in zip(opt_h.params, dblocks, strict=True):
-                got = d.copy_to_host()
-                ok_guard = np.isnan(got[:7]).all() and np.isnan(got[-7:]).all()
-                err = np.max(np.abs(got[7:-7] - h) / (np.abs(h) + 1)) if h.size else 0.0
-                worst = max(worst, err if ok_guard else np.inf)
-            ok = worst <= TOL[dtype]
-            failures += not ok
-            print(f"{'ok  ' if ok else 'FAIL'} {cls:8s} {np.dtype(dtype).name:8s} {kw}  "
-                  f"max rel err {worst:.2e}")  # fmt: skip
+            for layout in layouts:
+                failures += check_case(cls, kw, dtype, sizes, steps, layout, rng)
+    # a long list: several launches of at most MAX_ARRAYS_PER_LAUNCH arrays
+    many = [int(s) for s in rng.integers(1, 5000, 30)]
+    failures += check_case("Adam", dict(amsgrad=True), np.float32, many, steps, "aligned", rng)
     # float16 parameters with float32 state (mixed precision) against a float32 CPU run
     # whose parameters are rounded to float16 after every step
     x16 = rng.standard_normal(sizes[-1]).astype(np.float16)
@@ -90,6 +125,9 @@ def check_correctness(sizes, steps=20):
     ok = err <= 2e-3 and opt_d.state_dict()["exp_avg.0"].dtype == np.float32
     failures += not ok
     print(f"{'ok  ' if ok else 'FAIL'} Adam     float16 mixed precision  max abs err {err:.2e}")
+    if not fc.SIMULATOR:
+        state = "used" if _cuda_launch.LAST_ERROR is None else "NOT built"
+        print(f"cached launches: {state} ({_cuda_launch.LAST_ERROR or 'no error'})")
     return failures
 
 
@@ -106,70 +144,143 @@ def timeit(step, sync, reps):
     return best
 
 
-def throughput(log_n, reps):
-    n = 1 << log_n
-    rows = []
-    sync = cuda.synchronize
+def _reps(n, bytes_per_elem):
+    return int(max(10, min(1000, 2e9 / (n * bytes_per_elem))))
 
-    def row(name, seconds, bytes_per_elem, elems=n):
-        rows.append((name, seconds * 1e6, bytes_per_elem * elems / seconds / 1e12))
 
-    a = cuda.device_array(n, np.float32)
-    b = cuda.device_array(n, np.float32)
-    row("device copy (read+write)", timeit(lambda: b.copy_to_device(a), sync, reps), 8)
-    x = cuda.to_device(np.random.default_rng(0).standard_normal(n).astype(np.float32))
-    g = cuda.to_device(np.random.default_rng(1).standard_normal(n).astype(np.float32))
-    opt = fa.Adam(x, lr=1e-3)
-    row("fastadam Adam", timeit(lambda: opt.step(g), sync, reps), 28)
-    opt = fa.RMSProp(x, lr=1e-3)
-    row("fastadam RMSProp", timeit(lambda: opt.step(g), sync, reps), 20)
-    # model-like list: 200 arrays, 69 M elements in total
-    rng = np.random.default_rng(2)
-    sizes = rng.pareto(1.2, 200) + 1
-    sizes = np.maximum((sizes / sizes.sum() * 69_000_000).astype(int), 64)
-    xs = [cuda.device_array(int(s), np.float32) for s in sizes]
-    gs = [cuda.device_array(int(s), np.float32) for s in sizes]
-    for arr in xs + gs:
-        arr.copy_to_device(np.zeros(arr.size, np.float32))
-    opt = fa.Adam(xs, lr=1e-3)
-    row("fastadam Adam, 200 arrays", timeit(lambda: opt.step(gs), sync, reps), 28,
-        int(sizes.sum()))  # fmt: skip
-    small = cuda.to_device(np.ones(1024, np.float32))
-    gsmall = cuda.to_device(np.ones(1024, np.float32))
-    opt = fa.Adam(small)
-    row("fastadam Adam, 1,024 elements", timeit(lambda: opt.step(gsmall), sync, 1000), 28, 1024)
+def _randn(n, seed, dtype=np.float32):
+    return cuda.to_device(np.random.default_rng(seed).standard_normal(n).astype(dtype))
+
+
+def _fastadam_step(cls, n):
+    opt = getattr(fa, cls)(_randn(n, 0), lr=1e-3)
+    g = _randn(n, 1)
+    return lambda: opt.step(g)
+
+
+def _torch_step(cls, n):
+    import torch
+
+    p = torch.randn(n, device="cuda")
+    p.grad = torch.randn(n, device="cuda")
+    if cls == "Adam":
+        return torch.optim.Adam([p], lr=1e-3, fused=True).step
+    return torch.optim.RMSprop([p], lr=1e-3, foreach=True).step
+
+
+def _optax_step(cls, n):
+    import jax
+    import jax.numpy as jnp
+    import optax
+
+    tx = optax.adam(1e-3) if cls == "Adam" else optax.rmsprop(1e-3)
+    params = jnp.zeros(n, jnp.float32)
+    grads = jnp.ones(n, jnp.float32)
+
+    def _step(params, state, grads):
+        upd, state = tx.update(grads, state, params)
+        return optax.apply_updates(params, upd), state
+
+    jstep = jax.jit(_step, donate_argnums=(0, 1))
+    box = [params, tx.init(params)]
+
+    def step():
+        box[0], box[1] = jstep(box[0], box[1], grads)
+
+    step.sync = lambda: box[0].block_until_ready()
+    return step
+
+
+def _peer(make, *args):
+    try:
+        return make(*args)
+    except Exception as exc:  # noqa: BLE001 - peers are optional
+        print(f"skipped {make.__name__}{args}: {exc!r}")
+        return None
+
+
+def _sync_all():
+    cuda.synchronize()
     try:
         import torch
 
-        tsync = torch.cuda.synchronize
-        tp = torch.randn(n, device="cuda")
-        tp.grad = torch.randn(n, device="cuda")
-        topt = torch.optim.Adam([tp], lr=1e-3, fused=True)
-        row("torch Adam fused", timeit(topt.step, tsync, reps), 28)
-        topt = torch.optim.RMSprop([tp], lr=1e-3, foreach=True)
-        row("torch RMSprop foreach", timeit(topt.step, tsync, reps), 20)
-        tps = [torch.zeros(int(s), device="cuda") for s in sizes]
-        for t_ in tps:
-            t_.grad = torch.zeros_like(t_)
-        topt = torch.optim.Adam(tps, lr=1e-3, fused=True)
-        row("torch Adam fused, 200 arrays", timeit(topt.step, tsync, reps), 28, int(sizes.sum()))
-        ts = torch.ones(1024, device="cuda")
-        ts.grad = torch.ones(1024, device="cuda")
-        topt = torch.optim.Adam([ts], lr=1e-3, fused=True)
-        row("torch Adam fused, 1,024 elements", timeit(topt.step, tsync, 1000), 28, 1024)
-        # fastadam on torch tensors (zero-copy through __cuda_array_interface__)
-        opt = fa.Adam(tp.detach(), lr=1e-3)
-        row("fastadam Adam on torch tensor", timeit(lambda: opt.step(tp.grad), tsync, reps), 28)
-        opt = fa.Adam(ts.detach(), lr=1e-3)
-        row("fastadam Adam on torch, 1,024", timeit(lambda: opt.step(ts.grad), tsync, 1000), 28,
-            1024)  # fmt: skip
-    except Exception as exc:  # noqa: BLE001 - peers are optional
-        print(f"torch skipped: {exc!r}")
-    try:
-        import cupy as cp
+        torch.cuda.synchronize()
+    except Exception:  # noqa: BLE001
+        pass
 
-        cx = cp.random.standard_normal(n, dtype=cp.float32)
-        cg = cp.random.standard_normal(n, dtype=cp.float32)
+
+def sweep(log_sizes, device):
+    """The size sweep, as rows of docs/data/bandwidth_gpu.csv."""
+    rows = []
+
+    def add(kernel, impl, n, seconds, bpe):
+        rows.append(dict(kernel=kernel, impl=impl, mode="device", dtype="float32", elements=n,
+                         seconds=f"{seconds:.4g}", gbps=f"{bpe * n / seconds / 1e9:.1f}",
+                         device=device))  # fmt: skip
+        print(f"{kernel:8s} {impl:14s} n=2^{int(np.log2(n)):2d} {seconds * 1e6:10.1f} µs "
+              f"{bpe * n / seconds / 1e12:6.3f} TB/s", flush=True)  # fmt: skip
+
+    for log in log_sizes:
+        n = 1 << log
+        a, b = cuda.device_array(n, np.float32), cuda.device_array(n, np.float32)
+        copy = timeit(lambda a=a, b=b: b.copy_to_device(a), _sync_all, _reps(n, 8))
+        for kernel in ("adam", "rmsprop"):
+            add(kernel, "copy", n, copy, 8)
+        for cls, kernel, bpe in (("Adam", "adam", 28), ("RMSProp", "rmsprop", 20)):
+            reps = _reps(n, bpe)
+            add(kernel, "fastadam", n, timeit(_fastadam_step(cls, n), _sync_all, reps), bpe)
+            impl = "torch-fused" if cls == "Adam" else "torch-foreach"
+            if (step := _peer(_torch_step, cls, n)) is not None:
+                add(kernel, impl, n, timeit(step, _sync_all, reps), bpe)
+            if (step := _peer(_optax_step, cls, n)) is not None:
+                add(kernel, "optax", n, timeit(step, step.sync, reps), bpe)
+            _sync_all()
+    return rows
+
+
+def model_sizes(n_arrays=200, total=69_000_000):
+    rng = np.random.default_rng(2)
+    sizes = rng.pareto(1.2, n_arrays) + 1
+    return [int(s) for s in np.maximum((sizes / sizes.sum() * total).astype(int), 64)]
+
+
+def cases(log_n):
+    """The issue's cases, side by side: (name, µs per step, TB/s, peer µs or None)."""
+    out = []
+
+    def row(name, seconds, bpe, elems, peer=None):
+        out.append((name, seconds * 1e6, bpe * elems / seconds / 1e12, peer))
+        print(f"{name:48s} {seconds * 1e6:10.1f} µs {bpe * elems / seconds / 1e12:6.3f} TB/s",
+              flush=True)  # fmt: skip
+        return seconds * 1e6
+
+    n = 1 << log_n
+    torch = _peer(__import__, "torch")
+    cp = _peer(__import__, "cupy")
+    # -- 2^log_n elements: vector and scalar kernels, numba / torch / CuPy arrays (about
+    # 30 GiB at 2^28 with every peer installed; the arrays are freed on return)
+    ref = None
+    if torch is not None:
+        ref = row("torch Adam fused", timeit(_torch_step("Adam", n), _sync_all, 20), 28, n)
+    row("fastadam Adam (16-byte kernel)", timeit(_fastadam_step("Adam", n), _sync_all, 20),
+        28, n, ref)  # fmt: skip
+    row("fastadam RMSProp (16-byte kernel)",
+        timeit(_fastadam_step("RMSProp", n), _sync_all, 20), 20, n, ref)  # fmt: skip
+    block, gblock = _randn(n + 1, 0), _randn(n + 1, 1)
+    opt = fa.Adam(block[1:], lr=1e-3)  # one element off: the scalar kernel
+    row("fastadam Adam (scalar kernel, misaligned)",
+        timeit(lambda: opt.step(gblock[1:]), _sync_all, 20), 28, n, ref)  # fmt: skip
+    if torch is not None:
+        tp = torch.randn(n, device="cuda")
+        tg = torch.randn(n, device="cuda")
+        opt = fa.Adam(tp, lr=1e-3)
+        row("fastadam Adam on torch tensors", timeit(lambda: opt.step(tg), _sync_all, 20),
+            28, n, ref)  # fmt: skip
+    if cp is not None:
+        cx, cg = cp.random.standard_normal(n, dtype=cp.float32), cp.ones(n, cp.float32)
+        opt = fa.Adam(cx, lr=1e-3)
+        csync = cp.cuda.Device().synchronize
+        row("fastadam Adam on CuPy arrays", timeit(lambda: opt.step(cg), csync, 20), 28, n, ref)
         cm, cv = cp.zeros_like(cx), cp.zeros_like(cx)
         kern = cp.ElementwiseKernel(
             "T g, T lr, T b1, T b2, T eps, T bc1, T bc2", "T p, T m, T v",
@@ -177,72 +288,99 @@ def throughput(log_n, reps):
             "p -= lr/bc1 * m / (sqrt(v)/sqrt(bc2) + eps);", "adam_cupy",
         )  # fmt: skip
         args = [np.float32(a) for a in (1e-3, 0.9, 0.999, 1e-8, 0.1, 0.001)]
-        row(
-            "CuPy ElementwiseKernel Adam",
-            timeit(lambda: kern(cg, *args, cx, cm, cv), cp.cuda.Device().synchronize, reps),
-            28,
-        )
+        row("CuPy ElementwiseKernel Adam", timeit(lambda: kern(cg, *args, cx, cm, cv), csync,
+            20), 28, n, ref)  # fmt: skip
+    # -- a model-like list: 200 arrays, 69 M elements
+    sizes = model_sizes()
+    total = sum(sizes)
+    ref = None
+    if torch is not None:
+        tps = [torch.zeros(s, device="cuda") for s in sizes]
+        for t_ in tps:
+            t_.grad = torch.zeros_like(t_)
+        topt = torch.optim.Adam(tps, lr=1e-3, fused=True)
+        ref = row("torch Adam fused, 200 arrays", timeit(topt.step, _sync_all, 20), 28, total)
+        opt = fa.Adam([t_.detach() for t_ in tps], lr=1e-3)
+        grads = [t_.grad for t_ in tps]
+        row("fastadam Adam on torch tensors, 200 arrays",
+            timeit(lambda: opt.step(grads), _sync_all, 20), 28, total, ref)  # fmt: skip
+    xs = [cuda.to_device(np.zeros(s, np.float32)) for s in sizes]
+    gs = [cuda.to_device(np.zeros(s, np.float32)) for s in sizes]
+    opt = fa.Adam(xs, lr=1e-3)
+    row("fastadam Adam, 200 arrays", timeit(lambda: opt.step(gs), _sync_all, 20), 28, total,
+        ref)  # fmt: skip
+    # -- 1,024 elements: launch overhead
+    ref = None
+    if torch is not None:
+        ts = torch.ones(1024, device="cuda")
+        ts.grad = torch.ones(1024, device="cuda")
+        topt = torch.optim.Adam([ts], lr=1e-3, fused=True)
+        ref = row("torch Adam fused, 1,024", timeit(topt.step, _sync_all, 1000), 28, 1024)
+        opt = fa.Adam(ts.detach(), lr=1e-3)
+        row("fastadam Adam on torch tensors, 1,024",
+            timeit(lambda: opt.step(ts.grad), _sync_all, 1000), 28, 1024, ref)  # fmt: skip
+    if cp is not None:
+        cx, cg = cp.ones(1024, cp.float32), cp.ones(1024, cp.float32)
         opt = fa.Adam(cx, lr=1e-3)
-        row("fastadam Adam on CuPy array",
-            timeit(lambda: opt.step(cg), cp.cuda.Device().synchronize, reps), 28)  # fmt: skip
-    except Exception as exc:  # noqa: BLE001
-        print(f"cupy skipped: {exc!r}")
-    try:
-        import jax
-        import jax.numpy as jnp
-        import optax
-
-        tx = optax.adam(1e-3)
-        params = jnp.zeros(n, jnp.float32)
-        grads = jnp.ones(n, jnp.float32)
-        state = tx.init(params)
-
-        @jax.jit
-        def _step(params, state, grads):
-            upd, state = tx.update(grads, state, params)
-            return optax.apply_updates(params, upd), state
-
-        jstep = jax.jit(_step.__wrapped__, donate_argnums=(0, 1))
-        box = [params, state]
-
-        def step():
-            box[0], box[1] = jstep(box[0], box[1], grads)
-
-        row("optax adam (jit, donated)", timeit(step, lambda: box[0].block_until_ready(), reps),
-            28)  # fmt: skip
-    except Exception as exc:  # noqa: BLE001
-        print(f"optax skipped: {exc!r}")
-    return rows
+        row(
+            "fastadam Adam on CuPy arrays, 1,024",
+            timeit(lambda: opt.step(cg), cp.cuda.Device().synchronize, 1000),
+            28,
+            1024,
+            ref,
+        )
+    x, g = _randn(1024, 0), _randn(1024, 1)
+    opt = fa.Adam(x, lr=1e-3)
+    row("fastadam Adam, 1,024 (cached launch)", timeit(lambda: opt.step(g), _sync_all, 1000),
+        28, 1024, ref)  # fmt: skip
+    _cuda_launch.ENABLED = False
+    opt = fa.Adam(_randn(1024, 0), lr=1e-3)
+    row("fastadam Adam, 1,024 (numba dispatcher)",
+        timeit(lambda: opt.step(g), _sync_all, 1000), 28, 1024, ref)  # fmt: skip
+    _cuda_launch.ENABLED = True
+    return out
 
 
 def main():
     ap = argparse.ArgumentParser(description="fastadam real-GPU check")
-    ap.add_argument("--log", type=int, default=28, help="log2 of the array size (default 28)")
-    ap.add_argument("--reps", type=int, default=20)
+    ap.add_argument("--log", type=int, default=28, help="log2 of the largest size (28)")
     ap.add_argument("--out", default=None, help="also write the report (markdown) here")
+    ap.add_argument("--csv", default=None, help="write the size sweep here (figure table)")
+    ap.add_argument("--sanitize", action="store_true", help="small correctness pass only")
     ap.add_argument("--sim", action="store_true", help="tiny run on the CUDA simulator")
     args = ap.parse_args()
-    lines = []
     dev = "simulator" if args.sim else cuda.get_current_device().name
     dev = dev.decode() if isinstance(dev, bytes) else dev
-    print(f"# fastadam GPU check, {datetime.date.today()}, {dev}")
+    today = datetime.date.today()
+    print(f"# fastadam GPU check, {today}, {dev}", flush=True)
     if args.sim:  # small blocks so that the simulator runs several, and few steps
-        import fastadam.cuda as fc
-
         fc.THREADS_PER_BLOCK, fc.MAX_BLOCKS = 8, 2
         failures = check_correctness((5, 37), steps=3)
+    elif args.sanitize:
+        failures = check_correctness((1, 37, 1000), steps=2, cases=[CASES[0], CASES[5]])
     else:
         failures = check_correctness((1, 1000, 1 << 20, 3_000_017))
-    print(f"correctness: {failures} failure(s)")
-    if not args.sim:
-        rows = throughput(args.log, args.reps)
-        lines.append(f"| {dev}, fp32, n = 2^{args.log} | µs per step | TB/s |")
-        lines.append("|---|---|---|")
-        lines += [f"| {name} | {us:.1f} | {tbs:.3f} |" for name, us, tbs in rows]
+    print(f"correctness: {failures} failure(s)", flush=True)
+    lines = [f"# fastadam GPU check, {today}, {dev}", "", f"correctness failures: {failures}"]
+    if not (args.sim or args.sanitize):
+        rows = sweep(range(10, args.log + 1, 2), dev)
+        if args.csv:
+            with open(args.csv, "w", newline="") as f:
+                f.write(f"# machine: {dev}\n# date: {today}, fastadam {fa.__version__}\n")
+                f.write("# written by: python benchmarks/gpu_check.py --csv\n")
+                w = csv.DictWriter(f, fieldnames=list(rows[0]))
+                w.writeheader()
+                w.writerows(rows)
+        table = cases(args.log)
+        lines += ["", f"| {dev}, fp32 | µs per step | TB/s | speed-up vs torch fused |",
+                  "|---|---|---|---|"]  # fmt: skip
+        for name, us, tbs, peer in table:
+            ratio = f"{peer / us:.2f}×" if peer else ""
+            lines.append(f"| {name} | {us:.1f} | {tbs:.3f} | {ratio} |")
         print("\n".join(lines))
     if args.out:
         with open(args.out, "w") as f:
-            f.write("\n".join(lines) + f"\n\ncorrectness failures: {failures}\n")
+            f.write("\n".join(lines) + "\n")
     sys.exit(1 if failures else 0)
 
 

@@ -426,6 +426,7 @@ def _bandwidth_axes(axes, rows, title_suffix):
         ("copy", "device"): dict(color="0.4", marker="o", lw=1, label="device copy (ceiling)"),
         ("fastadam", "device"): dict(color="C0", marker="o", label="fastadam"),
         ("torch-fused", "device"): dict(color="C1", marker="^", label="torch fused"),
+        ("torch-foreach", "device"): dict(color="C1", marker="^", ls=":", label="torch foreach"),
         ("optax", "device"): dict(color="C2", marker="v", label="optax (jax.jit)"),
     }
     for ax, kernel in zip(axes, ("adam", "rmsprop"), strict=True):

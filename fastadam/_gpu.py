@@ -2,9 +2,15 @@
 
 It offers the same operations as :mod:`fastadam._cpu`. Parameters and gradients may be any
 array exposing ``__cuda_array_interface__`` (numba device arrays, CuPy arrays, PyTorch CUDA
-tensors); they are viewed zero-copy as numba device arrays. State lives on the same device.
+tensors). Parameters are viewed zero-copy as numba device arrays once; gradients are read
+at each step through their ``__cuda_array_interface__`` (data pointer, stream), and the
+launches that follow are cached (:mod:`fastadam._cuda_launch`). State lives on the same
+device.
 """
 
+import math
+
+import numba
 import numpy as np
 
 from . import _validation as val
@@ -12,6 +18,7 @@ from . import _validation as val
 try:
     from numba import cuda
 
+    from . import _cuda_launch
     from . import cuda as kernels
 except ImportError as exc:  # pragma: no cover - depends on the environment
     cuda = None
@@ -26,19 +33,23 @@ def _require_cuda():
         )
 
 
-def _as_device(x, name):
-    """A numba device-array view of ``x``, or TypeError if ``x`` is not a CUDA array."""
-    _require_cuda()
+def _not_cuda(x, name):
     if isinstance(x, np.ndarray):
-        raise TypeError(
+        return TypeError(
             f"{name} is a numpy (host) array but the optimizer's parameters are CUDA arrays; "
             "do not mix host and device arrays"
         )
+    return TypeError(f"{name} must be a CUDA array, got {type(x).__name__}")
+
+
+def _as_device(x, name):
+    """A numba device-array view of ``x``, or TypeError if ``x`` is not a CUDA array."""
+    _require_cuda()
     if type(x).__module__.startswith("numba.cuda.simulator"):
         return x  # CUDA simulator arrays
-    if hasattr(x, "__cuda_array_interface__"):
+    if hasattr(x, "__cuda_array_interface__") and not isinstance(x, np.ndarray):
         return cuda.as_cuda_array(x)
-    raise TypeError(f"{name} must be a CUDA array, got {type(x).__name__}")
+    raise _not_cuda(x, name)
 
 
 _HALF = np.dtype(np.float16)
@@ -59,10 +70,7 @@ def _check_param(x, name, mixed_precision):
 
 
 def _span(x):
-    if hasattr(x, "__cuda_array_interface__"):
-        start = x.__cuda_array_interface__["data"][0]
-    else:  # simulator
-        start = x._ary.__array_interface__["data"][0]
+    start = kernels.data_pointer(x)
     return start, start + x.size * x.dtype.itemsize
 
 
@@ -83,12 +91,71 @@ def check_stream(stream):
     return 0 if stream is None else stream
 
 
+class _Grad:
+    """A gradient as the kernels need it (real GPU): its data pointer and the stream its
+    exporter names, read once from ``__cuda_array_interface__``; a numba view on demand."""
+
+    __slots__ = ("obj", "shape", "dtype", "ptr", "stream", "_cai")
+
+    def __init__(self, obj, cai):
+        self.obj, self._cai = obj, cai
+        self.shape = tuple(cai["shape"])
+        self.dtype = _dtype(cai["typestr"])
+        self.ptr = cai["data"][0]
+        self.stream = cai.get("stream")
+
+    @property
+    def size(self):
+        return math.prod(self.shape)
+
+    def array(self):
+        """A 1-D numba device-array view (no synchronisation: the launch is ordered after
+        the exporter's stream by :func:`_order_after`)."""
+        a = cuda.from_cuda_array_interface(self._cai, owner=self.obj, sync=False)
+        return a.reshape(a.size)
+
+
+_DTYPES = {}
+
+
+def _dtype(typestr):
+    if typestr not in _DTYPES:
+        _DTYPES[typestr] = np.dtype(typestr)
+    return _DTYPES[typestr]
+
+
+def _c_strides(shape, itemsize):
+    strides, step = [], itemsize
+    for n in reversed(shape):
+        strides.append(step)
+        step *= n
+    return tuple(reversed(strides))
+
+
+def _as_grad(x, name):
+    """Check one gradient; on a real GPU return a :class:`_Grad` (no numba array is built:
+    that costs more than the launch for small arrays)."""
+    if kernels.SIMULATOR:
+        x = _as_device(x, name)
+        if not x.is_c_contiguous():
+            raise ValueError(f"{name} must be a C-contiguous CUDA array")
+        return x
+    _require_cuda()
+    cai = getattr(x, "__cuda_array_interface__", None)
+    if cai is None or isinstance(x, np.ndarray):
+        raise _not_cuda(x, name)
+    if cai.get("mask") is not None:
+        raise ValueError(f"{name} is a masked CUDA array; pass a plain array")
+    g = _Grad(x, cai)
+    strides = cai.get("strides")
+    if strides is not None and g.size > 1:
+        if tuple(strides) != _c_strides(g.shape, g.dtype.itemsize):
+            raise ValueError(f"{name} must be a C-contiguous CUDA array")
+    return g
+
+
 def check_grads(grads, params, single):
-    grads = val.check_grads(grads, params, single, _as_device)
-    for i, g in enumerate(grads):
-        if not g.is_c_contiguous():
-            raise ValueError(f"grads[{i}] must be a C-contiguous CUDA array")
-    return grads
+    return val.check_grads(grads, params, single, _as_grad)
 
 
 def state_dtype(dtype):
@@ -104,38 +171,142 @@ def full(p, value, stream=0):
 
 
 def flat(x):
-    return x if x.ndim == 1 else x.reshape(x.size)
+    if isinstance(x, _Grad) or x.ndim == 1:
+        return x
+    return x.reshape(x.size)
 
 
-class _Counters:
-    """Per-array device counters of skipped steps, with the scratch flags they need."""
+class _Group:
+    """Per dtype group of an optimizer: device counters of skipped steps, the scratch flags
+    they need, and the launch plan (built at the first step)."""
 
     def __init__(self, n):
         self.skipped = cuda.to_device(np.zeros(n, np.int64))
         self.bad = cuda.to_device(np.zeros(n, np.int32))
+        self.plan = None
 
 
 def counters(n):
-    return _Counters(n)
+    return _Group(n)
 
 
 def to_numpy(x):
-    if isinstance(x, _Counters):
+    if isinstance(x, _Group):
         x = x.skipped
     return x.copy_to_host()
 
 
 def assign(dst, src):
-    if isinstance(dst, _Counters):
+    if isinstance(dst, _Group):
         dst = dst.skipped
     dst.copy_to_device(np.ascontiguousarray(np.asarray(src, dtype=dst.dtype).reshape(dst.size)))
 
 
-def adam_many(ps, gs, ms, vs, vmaxs, coef, skip_nonfinite, counters, stream=0):
-    kernels.launch(kernels.adam_kernel, ps, gs, ms, vs, vmaxs, coef, skip_nonfinite,
-                   counters.bad, counters.skipped, stream)  # fmt: skip
+class _Part:
+    """The arrays of one launch (at most ``MAX_ARRAYS_PER_LAUNCH`` of a group), the kernels
+    it may use and their cached launches."""
+
+    def __init__(self, kind, members, arrays):
+        self.members = members  # indices into the group
+        self.ps, *self.state = arrays
+        self.index = cuda.to_device(np.asarray(members, dtype=np.int32))
+        largest = max(p.size for p in self.ps)
+        everything = (*self.ps, *(a for buffers in self.state for a in buffers))
+        dtypes = {a.dtype for a in everything}
+        pointers = [kernels.data_pointer(a) for a in everything]
+        # (kernel, grid, block): the vector kernel needs the gradients aligned too
+        self.launches = [  # [scalar, best]
+            self._config(*kernels.kernel_for(kind, dtypes, pointers, vector_ok), largest)
+            for vector_ok in (False, True)
+        ]
+        self.cached = {}  # kernel -> CachedLaunch, or None where none could be built
+
+    def _config(self, kernel, lanes, largest):
+        blocks, threads = kernels.grid(largest, lanes)
+        return kernel, (blocks, len(self.ps)), (threads, 1)
 
 
-def rmsprop_many(ps, gs, vs, gbars, bufs, coef, skip_nonfinite, counters, stream=0):
-    kernels.launch(kernels.rmsprop_kernel, ps, gs, vs, gbars, bufs, coef, skip_nonfinite,
-                   counters.bad, counters.skipped, stream)  # fmt: skip
+class _Plan:
+    """How an optimizer's dtype group is launched: parts sorted by size, the kernel for each
+    step's gradients, and cached launches on a real GPU."""
+
+    def __init__(self, kind, ps, state, group, stream):
+        self.group, self.stream = group, stream
+        self.state_dtype = state[0][0].dtype
+        self.parts = [
+            _Part(kind, members, tuple(tuple(a[i] for i in members) for a in (ps, *state)))
+            for members in kernels.chunks([p.size for p in ps])
+        ]
+
+    def run(self, gs, coef, skip_nonfinite):
+        stream, group = self.stream, self.group
+        if kernels.SIMULATOR:
+            pointers = [kernels.data_pointer(g) for g in gs]
+        else:
+            pointers = [g.ptr for g in gs]
+            _order_after({g.stream for g in gs}, stream)
+        if skip_nonfinite:
+            group.bad.copy_to_device(np.zeros(group.bad.size, np.int32), stream=stream)
+        cast = None
+        for part in self.parts:
+            gptrs = [pointers[i] for i in part.members]
+            aligned = all(ptr % kernels.VECTOR_BYTES == 0 for ptr in gptrs)
+            kernel, griddim, blockdim = part.launches[aligned]
+            cached = part.cached.get(kernel)
+            if cached is not None and not skip_nonfinite:
+                cached(gptrs, coef)
+                continue
+            grads = _arrays([gs[i] for i in part.members])
+            if skip_nonfinite:
+                mark = kernels.mark_nonfinite_kernel[griddim, blockdim, stream]
+                mark(grads, part.index, group.bad)
+            if cast is None:  # float32 state is updated in float32
+                cast = kernels.cast_coefficients(coef, self.state_dtype)
+            args = (part.ps, grads, *part.state, cast, part.index, group.bad, group.skipped)
+            kernel[griddim, blockdim, stream](*args)
+            if kernel not in part.cached and not kernels.SIMULATOR:
+                part.cached[kernel] = _cuda_launch.build(kernel, args, griddim, blockdim, stream)
+
+
+def _arrays(grads):
+    return tuple(g.array() if isinstance(g, _Grad) else g for g in grads)
+
+
+_EXTERNAL = {}
+
+
+def _stream_pointer(stream):
+    """The stream's handle as the CUDA array interface writes it (1: legacy default)."""
+    if not stream:
+        per_thread = getattr(numba.config, "CUDA_PER_THREAD_DEFAULT_STREAM", 0)
+        return 2 if per_thread else 1
+    return int(stream)
+
+
+def _order_after(exporter_streams, stream):
+    """Make ``stream`` wait (on the device, the host does not block) for the work queued so
+    far on each stream that the gradients' exporters name, as the CUDA array interface asks
+    of a consumer; nothing to do for arrays on the launch stream itself."""
+    ours = _stream_pointer(stream)
+    for ptr in exporter_streams:
+        if ptr is None or ptr == ours:
+            continue
+        if ptr not in _EXTERNAL:
+            _EXTERNAL[ptr] = (cuda.external_stream(ptr), cuda.event(timing=False))
+        external, event = _EXTERNAL[ptr]
+        event.record(external)
+        event.wait(stream)
+
+
+def _plan(kind, ps, state, group, stream):
+    if group.plan is None:
+        group.plan = _Plan(kind, ps, state, group, stream)
+    return group.plan
+
+
+def adam_many(ps, gs, ms, vs, vmaxs, coef, skip_nonfinite, group, stream=0):
+    _plan("adam", ps, (ms, vs, vmaxs), group, stream).run(gs, coef, skip_nonfinite)
+
+
+def rmsprop_many(ps, gs, vs, gbars, bufs, coef, skip_nonfinite, group, stream=0):
+    _plan("rmsprop", ps, (vs, gbars, bufs), group, stream).run(gs, coef, skip_nonfinite)

@@ -1,17 +1,27 @@
 """GPU kernels: the rules of :mod:`fastadam.rules` compiled with numba-cuda.
 
-This is the only module that imports ``numba.cuda`` (so the CUDA backend can be swapped in
-one place). It needs the ``cuda`` extra (``pip install fastadam[cuda]``); it runs on the
-CUDA simulator with ``NUMBA_ENABLE_CUDASIM=1``.
+The numba-cuda code of fastadam lives here (kernels, device functions) and in
+:mod:`fastadam._cuda_launch` (cached launches), so the CUDA backend can be swapped in one
+place. It needs the ``cuda`` extra (``pip install fastadam[cuda]``); it runs on the CUDA
+simulator with ``NUMBA_ENABLE_CUDASIM=1``.
 
 Device functions, for a user's own ``@cuda.jit`` kernel
     :data:`adam_update`, :data:`rmsprop_update` -- the scalar rules, compiled with
     ``cuda.jit(device=True)`` from the same plain functions as the CPU kernels.
 
-Kernels
-    :data:`adam_kernel`, :data:`rmsprop_kernel` -- ``@cuda.jit`` kernels that update a tuple
-    of 1-D arrays in one launch (grid: ``(blocks, n_arrays)``; grid-stride loop within each
-    array), used by the optimizers.
+Kernels (tuples of 1-D arrays, one launch for all of them)
+    :data:`adam_kernel`, :data:`rmsprop_kernel` -- one element per access; any alignment,
+    and float16 parameters with float32 state (mixed precision).
+    :data:`ADAM_VECTOR_KERNELS`, :data:`RMSPROP_VECTOR_KERNELS` -- by dtype (float32,
+    float64): the same loop reading and writing 16 bytes per access (4 float32 or 2 float64
+    elements), for arrays whose data pointers are 16-byte aligned (cudaMalloc, CuPy and
+    PyTorch allocations are), with the last ``size % lanes`` elements done one by one.
+
+    All take ``(params, grads, s1, s2, s3, coef, index, bad, skipped)``: tuples of equal-dtype
+    1-D arrays, the step's coefficients, and per array ``k`` (``blockIdx.y``) the position
+    ``index[k]`` of its entries in the ``bad`` (int32) and ``skipped`` (int64) flags. An
+    array whose ``bad`` flag is set is not updated; its ``skipped`` count is incremented.
+    The grid is ``(blocks, len(params))``, with a grid-stride loop within each array.
     :func:`adam`, :func:`rmsprop` -- launch them on one or more arrays from Python.
 
 Example of a user kernel (compute ``coef`` on the host once per step, with
@@ -30,10 +40,11 @@ Example of a user kernel (compute ``coef`` on the host once per step, with
 
 Synchronisation: kernels are launched on ``stream`` (default: the default stream) and are
 asynchronous. Arrays from other libraries are taken through ``__cuda_array_interface__``
-zero-copy; numba synchronises on the stream the exporter names (CuPy and PyTorch export
-their current stream), as the CUDA array interface specifies.
+zero-copy; see :doc:`/gpu` for how the optimizers order their launches after the stream an
+array's exporter names.
 """
 
+import numba
 import numpy as np
 from numba import cuda
 
@@ -44,77 +55,247 @@ __all__ = [
     "rmsprop_update",
     "adam_kernel",
     "rmsprop_kernel",
+    "ADAM_VECTOR_KERNELS",
+    "RMSPROP_VECTOR_KERNELS",
     "adam",
     "rmsprop",
+    "mark_nonfinite_kernel",
     "cast_coefficients",
+    "kernel_for",
+    "chunks",
+    "grid",
+    "launch",
     "THREADS_PER_BLOCK",
     "MAX_BLOCKS",
+    "MAX_ARRAYS_PER_LAUNCH",
+    "VECTOR_BYTES",
 ]
 
-#: Threads per block of the launches made by :func:`adam` / :func:`rmsprop`.
+#: Threads per block of the launches made by :func:`adam` / :func:`rmsprop` and the
+#: optimizers.
 THREADS_PER_BLOCK = 256
 #: Upper bound on the blocks per array (the grid-stride loop covers the rest).
 MAX_BLOCKS = 4096
+#: Arrays per launch. numba passes a 1-D array as 7 words (56 bytes), so 12 sets of 5 arrays
+#: plus the coefficients and flags stay under the classic 4 KiB kernel-parameter limit; longer
+#: lists take ``ceil(n / 12)`` launches.
+MAX_ARRAYS_PER_LAUNCH = 12
+#: Bytes per access of the vector kernels, and the alignment they need.
+VECTOR_BYTES = 16
+
+SIMULATOR = bool(numba.config.ENABLE_CUDASIM)
 
 adam_update = cuda.jit(device=True)(rules.adam_rule)
 rmsprop_update = cuda.jit(device=True)(rules.rmsprop_rule)
 
 
+# -- 16-byte loads and stores --------------------------------------------------------------
+# _vload(a, j, buf) copies elements [j*L, (j+1)*L) of the 1-D array a into the local array
+# buf, and _vstore(a, j, buf) writes them back, with L = 16 // a.itemsize. On the GPU each is
+# one ld/st.v4.f32 or v2.f64 instruction (LLVM vector load with 16-byte alignment); on the
+# simulator they are plain element loops.
+if SIMULATOR:
+
+    def _vload(a, j, buf):
+        lanes = VECTOR_BYTES // a.dtype.itemsize
+        for i in range(lanes):
+            buf[i] = a[j * lanes + i]
+
+    def _vstore(a, j, buf):
+        lanes = VECTOR_BYTES // a.dtype.itemsize
+        for i in range(lanes):
+            a[j * lanes + i] = buf[i]
+
+else:
+    from llvmlite import ir
+    from numba.core import types
+    from numba.cuda.extending import intrinsic
+
+    def _vector_pointer(context, builder, aryty, ary, j):
+        lanes = VECTOR_BYTES * 8 // aryty.dtype.bitwidth
+        data = context.make_array(aryty)(context, builder, ary).data
+        first = builder.mul(j, ir.Constant(j.type, lanes))
+        vty = ir.VectorType(context.get_value_type(aryty.dtype), lanes)
+        return builder.bitcast(builder.gep(data, [first]), vty.as_pointer()), vty, lanes
+
+    def _local_slot(context, builder, bufty, buf, i):
+        data = context.make_array(bufty)(context, builder, buf).data
+        return builder.gep(data, [ir.Constant(ir.IntType(64), i)])
+
+    @intrinsic
+    def _vload(typingctx, a, j, buf):
+        if a.dtype != buf.dtype or a.dtype not in (types.float32, types.float64):
+            return None
+
+        def codegen(context, builder, sig, args):
+            ptr, _, lanes = _vector_pointer(context, builder, sig.args[0], args[0], args[1])
+            vec = builder.load(ptr, align=VECTOR_BYTES)
+            for i in range(lanes):
+                x = builder.extract_element(vec, ir.Constant(ir.IntType(32), i))
+                builder.store(x, _local_slot(context, builder, sig.args[2], args[2], i))
+            return context.get_dummy_value()
+
+        return types.none(a, j, buf), codegen
+
+    @intrinsic
+    def _vstore(typingctx, a, j, buf):
+        if a.dtype != buf.dtype or a.dtype not in (types.float32, types.float64):
+            return None
+
+        def codegen(context, builder, sig, args):
+            ptr, vty, lanes = _vector_pointer(context, builder, sig.args[0], args[0], args[1])
+            vec = ir.Constant(vty, ir.Undefined)
+            for i in range(lanes):
+                x = builder.load(_local_slot(context, builder, sig.args[2], args[2], i))
+                vec = builder.insert_element(vec, x, ir.Constant(ir.IntType(32), i))
+            builder.store(vec, ptr, align=VECTOR_BYTES)
+            return context.get_dummy_value()
+
+        return types.none(a, j, buf), codegen
+
+
 @cuda.jit
-def _mark_nonfinite(gs, bad):
+def mark_nonfinite_kernel(gs, index, bad):
+    """Set ``bad[index[k]]`` if ``gs[k]`` (``k = blockIdx.y``) has a NaN or infinity."""
     k = cuda.blockIdx.y
     g = gs[k]
     for i in range(cuda.grid(1), g.size, cuda.gridDim.x * cuda.blockDim.x):
         if g[i] - g[i] != 0:  # NaN for NaN and +-Inf
-            bad[k] = 1
+            bad[index[k]] = 1
 
 
-@cuda.jit
-def adam_kernel(ps, gs, ms, vs, vmaxs, coef, bad, skipped):
-    """Adam on ``ps[k]`` for ``k = blockIdx.y``; arrays whose ``bad[k]`` is set are
-    skipped and counted in ``skipped[k]``."""
-    k = cuda.blockIdx.y
-    start = cuda.grid(1)
-    if bad[k]:
+@cuda.jit(device=True)
+def _skip(start, k, index, bad, skipped):
+    """True if array ``k`` is flagged bad (then thread 0 counts the skip)."""
+    if bad[index[k]]:
         if start == 0:
-            skipped[k] += 1
-        return
-    p, g, m, v = ps[k], gs[k], ms[k], vs[k]
-    b1, ob1, b2, ob2, ss, c2, er, e, l2, wdf, s, mode = coef
-    stride = cuda.gridDim.x * cuda.blockDim.x
-    if mode == 0:
-        for i in range(start, p.size, stride):
-            p[i], m[i], v[i], _ = adam_update(
-                p[i], g[i], m[i], v[i], p[i], b1, ob1, b2, ob2, ss, c2, er, e, l2, wdf, s, 0
-            )
-    else:
-        vmax = vmaxs[k]
-        for i in range(start, p.size, stride):
-            p[i], m[i], v[i], vmax[i] = adam_update(
-                p[i], g[i], m[i], v[i], vmax[i], b1, ob1, b2, ob2, ss, c2, er, e, l2, wdf, s, mode
-            )  # fmt: skip
+            skipped[index[k]] += 1
+        return True
+    return False
 
 
-@cuda.jit
-def rmsprop_kernel(ps, gs, vs, gbars, bufs, coef, bad, skipped):
-    """RMSProp on ``ps[k]`` for ``k = blockIdx.y`` (see :data:`adam_kernel`)."""
-    k = cuda.blockIdx.y
-    start = cuda.grid(1)
-    if bad[k]:
-        if start == 0:
-            skipped[k] += 1
-        return
-    p, g, v, gbar, buf = ps[k], gs[k], vs[k], gbars[k], bufs[k]
-    d, od, c, ei, eo, li, lo, mu, l2, wdf, s, centered, use_mom, nest = coef
-    for i in range(start, p.size, cuda.gridDim.x * cuda.blockDim.x):
-        p[i], v[i], gb, b = rmsprop_update(
-            p[i], g[i], v[i], gbar[i] if centered else p[i], buf[i] if use_mom else p[i],
-            d, od, c, ei, eo, li, lo, mu, l2, wdf, s, centered, use_mom, nest,
-        )  # fmt: skip
-        if centered:
-            gbar[i] = gb
-        if use_mom:
-            buf[i] = b
+# Which optional state buffers (the 4th and 5th array arguments) a step reads and writes,
+# from its coefficients: Adam's running maximum with AMSGrad only; RMSProp's mean gradient
+# when centered and its momentum buffer when momentum > 0.
+@cuda.jit(device=True)
+def _adam_buffers(coef):
+    return True, coef[11] != 0
+
+
+@cuda.jit(device=True)
+def _rmsprop_buffers(coef):
+    return coef[11], coef[12]
+
+
+def _element_step(rule):
+    """A device function applying ``rule`` to element ``i`` of the arrays, in place.
+
+    Both rules take ``(p, g, s1, s2, s3, *coef)`` and return ``(p, s1, s2, s3)``; ``s2`` and
+    ``s3`` are accessed only where ``use2``/``use3`` say so (else ``p`` stands in).
+    """
+
+    def element(p, g, s1, s2, s3, i, coef, use2, use3):
+        p[i], s1[i], b2, b3 = rule(
+            p[i], g[i], s1[i], s2[i] if use2 else p[i], s3[i] if use3 else p[i], *coef
+        )
+        if use2:
+            s2[i] = b2
+        if use3:
+            s3[i] = b3
+
+    return cuda.jit(device=True)(element)
+
+
+def _scalar_kernel(name, rule, buffers):
+    """A kernel applying ``rule`` to ``ps[k]`` (``k = blockIdx.y``), one element per access
+    (see :func:`_element_step`)."""
+    element = _element_step(rule)
+
+    def kernel(ps, gs, s1s, s2s, s3s, coef, index, bad, skipped):
+        k = cuda.blockIdx.y
+        start = cuda.grid(1)
+        if _skip(start, k, index, bad, skipped):
+            return
+        p, g, s1, s2, s3 = ps[k], gs[k], s1s[k], s2s[k], s3s[k]
+        use2, use3 = buffers(coef)
+        for i in range(start, p.size, cuda.gridDim.x * cuda.blockDim.x):
+            element(p, g, s1, s2, s3, i, coef, use2, use3)
+
+    kernel.__name__ = kernel.__qualname__ = name
+    kernel.__doc__ = f"{name.split('_')[0].capitalize()} on ``ps[k]``, one element per access."
+    return cuda.jit(kernel)
+
+
+def _vector_kernel(name, rule, buffers, dtype):
+    """:func:`_scalar_kernel` reading and writing 16 bytes per access (``lanes`` elements of
+    ``dtype``); the last ``size % lanes`` elements of each array are done one by one."""
+    lanes = VECTOR_BYTES // np.dtype(dtype).itemsize
+    element = _element_step(rule)
+
+    def kernel(ps, gs, s1s, s2s, s3s, coef, index, bad, skipped):
+        k = cuda.blockIdx.y
+        start = cuda.grid(1)
+        if _skip(start, k, index, bad, skipped):
+            return
+        p, g, s1, s2, s3 = ps[k], gs[k], s1s[k], s2s[k], s3s[k]
+        use2, use3 = buffers(coef)
+        P = cuda.local.array(lanes, dtype)
+        G = cuda.local.array(lanes, dtype)
+        A = cuda.local.array(lanes, dtype)
+        B = cuda.local.array(lanes, dtype)
+        C = cuda.local.array(lanes, dtype)
+        body = p.size // lanes
+        for j in range(start, body, cuda.gridDim.x * cuda.blockDim.x):
+            _vload(p, j, P)
+            _vload(g, j, G)
+            _vload(s1, j, A)
+            if use2:
+                _vload(s2, j, B)
+            if use3:
+                _vload(s3, j, C)
+            for i in range(lanes):
+                P[i], A[i], B[i], C[i] = rule(
+                    P[i], G[i], A[i], B[i] if use2 else P[i], C[i] if use3 else P[i], *coef
+                )
+            _vstore(p, j, P)
+            _vstore(s1, j, A)
+            if use2:
+                _vstore(s2, j, B)
+            if use3:
+                _vstore(s3, j, C)
+        i = body * lanes + start
+        if i < p.size:
+            element(p, g, s1, s2, s3, i, coef, use2, use3)
+
+    kernel.__name__ = kernel.__qualname__ = name
+    kernel.__doc__ = (
+        f"{name.split('_')[0].capitalize()} on 16-byte-aligned {np.dtype(dtype).name} arrays, "
+        f"{lanes} elements per access."
+    )
+    return cuda.jit(kernel)
+
+
+#: Adam on ``ps[k]`` (``k = blockIdx.y``), one element per access.
+adam_kernel = _scalar_kernel("adam_kernel", adam_update, _adam_buffers)
+#: RMSProp on ``ps[k]`` (``k = blockIdx.y``), one element per access.
+rmsprop_kernel = _scalar_kernel("rmsprop_kernel", rmsprop_update, _rmsprop_buffers)
+
+
+#: Vector kernels by dtype (``np.dtype('float32')``, ``np.dtype('float64')``).
+ADAM_VECTOR_KERNELS = {
+    np.dtype(t): _vector_kernel(f"adam_vector_kernel_{t.__name__}", adam_update, _adam_buffers, t)
+    for t in (np.float32, np.float64)
+}
+RMSPROP_VECTOR_KERNELS = {
+    np.dtype(t): _vector_kernel(
+        f"rmsprop_vector_kernel_{t.__name__}", rmsprop_update, _rmsprop_buffers, t
+    )
+    for t in (np.float32, np.float64)
+}
+_KERNELS = {
+    "adam": (adam_kernel, ADAM_VECTOR_KERNELS),
+    "rmsprop": (rmsprop_kernel, RMSPROP_VECTOR_KERNELS),
+}
 
 
 def cast_coefficients(coef, dtype):
@@ -124,41 +305,74 @@ def cast_coefficients(coef, dtype):
     return tuple(c if isinstance(c, (bool, int, np.bool_)) else f(c) for c in coef)
 
 
-def _grid(arrays):
-    largest = max(a.size for a in arrays)
-    blocks = max(1, min(MAX_BLOCKS, -(-largest // THREADS_PER_BLOCK)))
-    return (blocks, len(arrays)), (THREADS_PER_BLOCK, 1)
+def data_pointer(a):
+    """The device address of a numba (or simulator) device array's first element."""
+    if SIMULATOR:
+        return a._ary.__array_interface__["data"][0]
+    return a.__cuda_array_interface__["data"][0]
 
 
-def launch(kernel, ps, gs, s1, s2, s3, coef, skip_nonfinite, bad, skipped, stream=0):
-    """Launch ``kernel`` on tuples of equal-dtype 1-D device arrays (one launch; two with
-    ``skip_nonfinite``). ``bad`` (int32) and ``skipped`` (int64) hold one entry per array."""
-    grid, block = _grid(ps)
+def kernel_for(kind, dtypes, pointers, vector_ok=True):
+    """The kernel for ``kind`` (``"adam"``/``"rmsprop"``) and its elements per access: the
+    vector kernel when the arrays share one float32/float64 dtype (``dtypes``, a set) and all
+    data ``pointers`` are 16-byte aligned, else (or if not ``vector_ok``) the scalar kernel
+    (1)."""
+    scalar, vector = _KERNELS[kind]
+    if vector_ok and len(dtypes) == 1:
+        dtype = next(iter(dtypes))
+        if dtype in vector and all(ptr % VECTOR_BYTES == 0 for ptr in pointers):
+            return vector[dtype], VECTOR_BYTES // dtype.itemsize
+    return scalar, 1
+
+
+def chunks(sizes):
+    """Split arrays into launches: indices sorted by size (largest first, so that each launch
+    sizes its grid for arrays of similar length), at most :data:`MAX_ARRAYS_PER_LAUNCH` each."""
+    order = sorted(range(len(sizes)), key=lambda i: -sizes[i])
+    step = MAX_ARRAYS_PER_LAUNCH
+    return [order[i : i + step] for i in range(0, len(order), step)]
+
+
+def grid(largest, vector_lanes=1):
+    """``(griddim, blockdim)`` for a launch whose largest array has ``largest`` elements."""
+    work = -(-largest // vector_lanes)
+    blocks = max(1, min(MAX_BLOCKS, -(-work // THREADS_PER_BLOCK)))
+    return blocks, THREADS_PER_BLOCK
+
+
+def launch(kind, ps, gs, s1, s2, s3, coef, skip_nonfinite, index, bad, skipped, stream=0):
+    """Launch the ``kind`` kernel on tuples of equal-dtype 1-D device arrays, in one launch
+    (two with ``skip_nonfinite``), through numba's dispatcher. At most
+    :data:`MAX_ARRAYS_PER_LAUNCH` arrays; ``index`` maps each to its ``bad`` and ``skipped``
+    entries."""
+    arrays = (*ps, *gs, *s1, *s2, *s3)
+    kernel, lanes = kernel_for(kind, {a.dtype for a in arrays}, [data_pointer(a) for a in arrays])
+    blocks, threads = grid(max(a.size for a in ps), lanes)
     coef = cast_coefficients(coef, s1[0].dtype)  # the state's dtype (float32 for float16 p)
     if skip_nonfinite:
-        bad.copy_to_device(np.zeros(len(ps), np.int32), stream=stream)
-        _mark_nonfinite[grid, block, stream](gs, bad)
-    kernel[grid, block, stream](ps, gs, s1, s2, s3, coef, bad, skipped)
+        mark_nonfinite_kernel[(blocks, len(ps)), (threads, 1), stream](gs, index, bad)
+    kernel[(blocks, len(ps)), (threads, 1), stream](ps, gs, s1, s2, s3, coef, index, bad, skipped)
 
 
-def _many(kernel, ps, gs, s1, s2, s3, coef, stream):
+def _many(kind, ps, gs, s1, s2, s3, coef, stream):
     single = not isinstance(ps, (list, tuple))
     as_tuple = (lambda x: (x,)) if single else tuple
-    ps, gs, s1, s2, s3 = (
-        tuple(a.reshape(a.size) for a in as_tuple(x)) for x in (ps, gs, s1, s2, s3)
-    )
-    bad, skipped = _no_skip_flags(len(ps))
-    launch(kernel, ps, gs, s1, s2, s3, coef, False, bad, skipped, stream)
+    arrays = [tuple(a.reshape(a.size) for a in as_tuple(x)) for x in (ps, gs, s1, s2, s3)]
+    for part in chunks([p.size for p in arrays[0]]):
+        index, bad, skipped = _no_skip_flags(len(part))
+        launch(kind, *(tuple(a[i] for i in part) for a in arrays), coef, False, index, bad,
+               skipped, stream)  # fmt: skip
 
 
 _NO_SKIP = {}
 
 
 def _no_skip_flags(n):
-    """All-zero ``bad`` flags (never set without ``skip_nonfinite``, so ``skipped`` is never
-    written): allocated once per number of arrays instead of at every call."""
+    """``index``, all-zero ``bad`` flags and ``skipped`` counts (never written without
+    ``skip_nonfinite``), allocated once per number of arrays instead of at every call."""
     if n not in _NO_SKIP:
         _NO_SKIP[n] = (
+            cuda.to_device(np.arange(n, dtype=np.int32)),
             cuda.to_device(np.zeros(n, np.int32)),
             cuda.to_device(np.zeros(n, np.int64)),
         )
@@ -166,22 +380,42 @@ def _no_skip_flags(n):
 
 
 def adam(p, g, m, v, vmax, coef, stream=0):
-    """Adam step in place on device arrays: one array each, or equal-length lists.
+    r"""Adam step in place on device arrays: one array each, or equal-length lists.
+
+    .. math::
+
+        m \leftarrow \beta_1 m + (1-\beta_1) g, \quad
+        v \leftarrow \beta_2 v + (1-\beta_2) g^2, \quad
+        \theta \leftarrow f\theta - \alpha\, m / (\sqrt{c_2 v + \epsilon_{root}}
+        + \epsilon)
+
+    with the coefficients of :func:`fastadam.rules.adam_coefficients` (see
+    :func:`fastadam.rules.adam_rule` for AMSGrad and weight decay).
 
     Parameters
     ----------
     p, g, m, v, vmax : device array or list of device arrays
         C-contiguous float32/float64 CUDA arrays (numba device arrays); ``vmax`` is not
-        accessed without AMSGrad (pass ``v``).
+        accessed without AMSGrad (pass ``v``). Lists of any length are split into launches
+        of at most :data:`MAX_ARRAYS_PER_LAUNCH` arrays.
     coef : tuple
         :func:`fastadam.rules.adam_coefficients` for this step.
     stream : numba stream, optional
         Stream to launch on.
     """
-    _many(adam_kernel, p, g, m, v, vmax, coef, stream)
+    _many("adam", p, g, m, v, vmax, coef, stream)
 
 
 def rmsprop(p, g, v, gbar, buf, coef, stream=0):
-    """RMSProp step in place on device arrays (see :func:`adam`); ``gbar``/``buf`` are not
-    accessed unless centered / momentum > 0 (pass ``v``)."""
-    _many(rmsprop_kernel, p, g, v, gbar, buf, coef, stream)
+    r"""RMSProp step in place on device arrays (see :func:`adam`); ``gbar``/``buf`` are not
+    accessed unless centered / momentum > 0 (pass ``v``).
+
+    .. math::
+
+        v \leftarrow \rho v + (1-\rho) g^2, \quad
+        \theta \leftarrow f\theta - l_{out} l_{in}\, g / (\sqrt{c v + \epsilon_{in}}
+        + \epsilon_{out})
+
+    (without momentum and centering; :func:`fastadam.rules.rmsprop_rule` gives the rest).
+    """
+    _many("rmsprop", p, g, v, gbar, buf, coef, stream)

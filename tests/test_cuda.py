@@ -16,8 +16,6 @@ import fastadam as fa  # noqa: E402
 import fastadam.cuda as fc  # noqa: E402
 from fastadam import kernels, rules  # noqa: E402
 
-SIM = cuda.simulator_is_enabled if hasattr(cuda, "simulator_is_enabled") else True
-
 # float32 on a real GPU may contract a*b+c into an FMA: a few ulp per step.
 TOL = {np.float64: 1e-12, np.float32: 2e-5}
 
@@ -71,6 +69,109 @@ def test_optimizer_on_device_matches_cpu(make, dtype):
     for key, value in sd_h.items():
         if isinstance(value, np.ndarray) and value.dtype.kind == "f":
             np.testing.assert_allclose(sd_d[key], value, rtol=TOL[dtype], atol=TOL[dtype])
+
+
+def _misaligned(host):
+    """A device copy of ``host`` that starts one element past a 16-byte boundary."""
+    block = cuda.to_device(np.concatenate([host[:1], host]))
+    view = block[1:]
+    assert fc.data_pointer(view) % fc.VECTOR_BYTES != 0
+    return view
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("cls", ["Adam", "RMSProp"])
+def test_vector_and_scalar_kernels_agree_with_cpu(cls, dtype):
+    """Aligned arrays take the 16-byte kernels (lanes > 1, with a tail of size % lanes);
+    a misaligned parameter or gradient takes the scalar kernel; all match the CPU path."""
+    kw = dict(amsgrad=True) if cls == "Adam" else dict(centered=True, momentum=0.9)
+    rng = np.random.default_rng(7)
+    sizes = (4, 7, 33)
+    host = [rng.standard_normal(n).astype(dtype) for n in sizes]
+    aligned = [cuda.to_device(h) for h in host]
+    shifted = [_misaligned(h) for h in host]
+    _, lanes = fc.kernel_for(cls.lower(), {np.dtype(dtype)}, map(fc.data_pointer, aligned))
+    assert lanes == fc.VECTOR_BYTES // np.dtype(dtype).itemsize
+    _, lanes = fc.kernel_for(cls.lower(), {np.dtype(dtype)}, map(fc.data_pointer, shifted))
+    assert lanes == 1
+    opt_h = getattr(fa, cls)([h.copy() for h in host], lr=1e-2, **kw)
+    opt_a = getattr(fa, cls)(aligned, lr=1e-2, **kw)
+    opt_s = getattr(fa, cls)(shifted, lr=1e-2, **kw)
+    for _ in range(5):
+        grads = [rng.standard_normal(n).astype(dtype) for n in sizes]
+        opt_h.step(grads)
+        opt_a.step([cuda.to_device(g) for g in grads])
+        opt_s.step([_misaligned(g) for g in grads])
+    for h, a, b in zip(opt_h.params, aligned, shifted, strict=True):
+        _compare(h, a, dtype)
+        _compare(h, b, dtype)
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered")  # inf - inf, simulated
+def test_long_lists_are_split_into_launches(monkeypatch):
+    """More arrays than MAX_ARRAYS_PER_LAUNCH: several launches, sorted by size; the
+    skip counters still land on the right arrays."""
+    monkeypatch.setattr(fc, "MAX_ARRAYS_PER_LAUNCH", 2)
+    assert fc.chunks([3, 50, 7, 50, 1]) == [[1, 3], [2, 0], [4]]
+    rng = np.random.default_rng(8)
+    sizes = (3, 50, 7, 50, 1)
+    host = [rng.standard_normal(n) for n in sizes]
+    dev = [cuda.to_device(h) for h in host]
+    opt_h = fa.Adam([h.copy() for h in host], lr=0.1, skip_nonfinite=True)
+    opt_d = fa.Adam(dev, lr=0.1, skip_nonfinite=True)
+    for step in range(3):
+        grads = [rng.standard_normal(n) for n in sizes]
+        grads[2 if step == 1 else 4][0] = np.inf
+        opt_h.step(grads)
+        opt_d.step([cuda.to_device(g) for g in grads])
+    np.testing.assert_array_equal(opt_d.nonfinite_skips, [0, 0, 1, 0, 2])
+    np.testing.assert_array_equal(opt_d.nonfinite_skips, opt_h.nonfinite_skips)
+    for h, d in zip(opt_h.params, dev, strict=True):
+        _compare(h, d, np.float64)
+    # the launch helpers split lists too
+    coef = rules.adam_coefficients(
+        1, 1e-2, 0.9, 0.999, 1e-8, 0.0, 0.0, False, False, True, False, False, False
+    )
+    xs = [rng.standard_normal(n) for n in sizes]
+    gs = [rng.standard_normal(n) for n in sizes]
+    ms = [np.zeros(n) for n in sizes]
+    vs = [np.zeros(n) for n in sizes]
+    dxs = [cuda.to_device(x) for x in xs]
+    dms = [cuda.to_device(m) for m in ms]
+    dvs = [cuda.to_device(v) for v in vs]
+    fc.adam(dxs, [cuda.to_device(g) for g in gs], dms, dvs, dvs, coef)
+    for x, g, m, v, dx in zip(xs, gs, ms, vs, dxs, strict=True):
+        kernels.adam(x, g, m, v, v, coef)
+        _compare(x, dx, np.float64)
+
+
+@pytest.mark.skipif(fc.SIMULATOR, reason="cached launches exist on a real GPU only")
+@pytest.mark.parametrize("cls", ["Adam", "RMSProp"])
+def test_cached_launches_match_the_dispatcher(cls, monkeypatch):
+    """From the second step on, an optimizer launches from its cached argument lists; the
+    results are bitwise those of numba's dispatcher."""
+    from fastadam import _cuda_launch
+
+    rng = np.random.default_rng(9)
+    sizes = (1024, 37, 5000, 3)
+    host = [rng.standard_normal(n).astype(np.float32) for n in sizes]
+    grads = [[rng.standard_normal(n).astype(np.float32) for n in sizes] for _ in range(4)]
+    results = []
+    for enabled in (True, False):
+        monkeypatch.setattr(_cuda_launch, "ENABLED", enabled)
+        dev = [cuda.to_device(h) for h in host]
+        opt = getattr(fa, cls)(dev, lr=1e-2, weight_decay=0.1)
+        for step in grads:
+            opt.step([cuda.to_device(g) for g in step])
+        cuda.synchronize()
+        built = [c for part in opt._skips[0].plan.parts for c in part.cached.values()]
+        if enabled:
+            assert built and all(c is not None for c in built), _cuda_launch.LAST_ERROR
+        else:
+            assert not built
+        results.append([d.copy_to_host() for d in dev])
+    for a, b in zip(*results, strict=True):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_state_dict_round_trip_on_device():

@@ -1,0 +1,43 @@
+#!/bin/bash
+# Every real-GPU check of fastadam in one call on a lent GPU machine (about 5 minutes):
+# the GPU tests (tests/test_cuda.py with NUMBA_ENABLE_CUDASIM=0, tests/test_cuda_ptx.py),
+# compute-sanitizer memcheck and racecheck on a small correctness pass, then
+# benchmarks/gpu_check.py (correctness, size sweep, the issue's cases against the peers).
+#
+# The machine's python3 has numba-cuda but numpy 2.5, with which numba-cuda 0.30 fails to
+# import; carry a numpy 2.4 wheel in .whl/ (see the device README):
+#   echo /.whl/ >> .git/info/exclude
+#   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 \
+#     --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
+#     --platform manylinux2014_x86_64 -d .whl numpy==2.4.6
+# then run, carrying .whl:  bash benchmarks/gpu_run.sh "$OUT"
+# Results land in the given folder: env.txt, pytest.txt, memcheck.txt, racecheck.txt,
+# gpu_check.txt, gpu.md (the table for docs/performance.md), bandwidth_gpu.csv (for
+# docs/data/).
+set -u
+out=${1:-gpu-results}
+mkdir -p "$out"
+export PYTHONPATH=$PWD NUMBA_ENABLE_CUDASIM=0 PYTHONUNBUFFERED=1
+if ls .whl/*.whl >/dev/null 2>&1; then
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+        --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site:$PWD
+fi
+{
+    date -u
+    nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv
+    python3 -c "import numpy, numba, numba_cuda, fastadam; print('numpy', numpy.__version__,
+'numba', numba.__version__, 'numba-cuda', numba_cuda.__version__)"
+} >"$out/env.txt" 2>&1
+cat "$out/env.txt"
+timeout 240 python3 -m pytest -q -p no:cacheprovider tests/test_cuda.py tests/test_cuda_ptx.py \
+    >"$out/pytest.txt" 2>&1
+echo "pytest exit $?"; tail -5 "$out/pytest.txt"
+for tool in memcheck racecheck; do
+    timeout 150 compute-sanitizer --tool "$tool" --error-exitcode 9 \
+        python3 benchmarks/gpu_check.py --sanitize >"$out/$tool.txt" 2>&1
+    echo "$tool exit $?"; tail -4 "$out/$tool.txt"
+done
+timeout 330 python3 benchmarks/gpu_check.py --out "$out/gpu.md" --csv "$out/bandwidth_gpu.csv" \
+    >"$out/gpu_check.txt" 2>&1
+echo "gpu_check exit $?"
+grep -v "^ok " "$out/gpu_check.txt" | tail -60
