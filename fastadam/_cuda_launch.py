@@ -62,6 +62,7 @@ class CachedLaunch:
             raise RuntimeError("unexpected kernel parameter layout for the coefficients")
         # ctypes classes (c_float, c_double, c_int64, ...) or bool, as numba passes them
         self._coef_types = [type(x) for x in flat[self._coef]]
+        self._last_coef = (None,) * len(coef)  # every slot is written at the first call
         self._args = flat
         coop = "is_cooperative" if CUDA_CORE_GE_1_0 else "cooperative_launch"
         self._config = LaunchConfig(grid=griddim, block=blockdim, shmem_size=0, **{coop: False})
@@ -73,7 +74,12 @@ class CachedLaunch:
         args = self._args
         for slot, ptr in zip(self._grad_slots, grad_pointers, strict=True):
             args[slot] = ptr
-        args[self._coef] = [t(c) for t, c in zip(self._coef_types, coef, strict=True)]
+        if coef != self._last_coef:  # most coefficients stay the same from step to step
+            start, last = self._coef.start, self._last_coef
+            for i, c in enumerate(coef):
+                if c != last[i]:
+                    args[start + i] = self._coef_types[i](c)
+            self._last_coef = coef
         self._launch(self._stream, self._config, self._kernel, *args)
 
 

@@ -9,7 +9,7 @@ Device functions, for a user's own ``@cuda.jit`` kernel
     :data:`adam_update`, :data:`rmsprop_update` -- the scalar rules, compiled with
     ``cuda.jit(device=True)`` from the same plain functions as the CPU kernels.
 
-Kernels (tuples of 1-D arrays, one launch for all of them)
+Kernels (tuples of up to :data:`MAX_ARRAYS_PER_LAUNCH` 1-D arrays in one launch)
     :data:`adam_kernel`, :data:`rmsprop_kernel` -- one element per access; any alignment,
     and float16 parameters with float32 state (mixed precision).
     :data:`ADAM_VECTOR_KERNELS`, :data:`RMSPROP_VECTOR_KERNELS` -- by dtype (float32,
