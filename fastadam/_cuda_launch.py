@@ -41,7 +41,7 @@ class CachedLaunch:
         from numba.cuda.cudadrv import driver
 
         argtypes = tuple(dispatcher.typeof_pyval(a) for a in args)
-        kernel = dispatcher.compile(argtypes)
+        kernel = dispatcher.overloads[argtypes]  # compiled by the first launch; never here
         if kernel.debug or kernel.extensions:
             raise RuntimeError("kernel compiled with debug=True or argument extensions")
         flat, starts, writeback = [], [], []

@@ -10,7 +10,6 @@ device.
 
 import math
 
-import numba
 import numpy as np
 
 from . import _validation as val
@@ -88,7 +87,14 @@ def check_params(params, mixed_precision):
 
 def check_stream(stream):
     _require_cuda()
-    return 0 if stream is None else stream
+    if stream is None or stream == 0:
+        return 0
+    if not (hasattr(stream, "handle") or kernels.SIMULATOR and hasattr(stream, "synchronize")):
+        raise TypeError(
+            "stream must be a numba CUDA stream (numba.cuda.stream(), "
+            f"numba.cuda.external_stream(pointer)) or None, got {type(stream).__name__}"
+        )
+    return stream
 
 
 class _Grad:
@@ -148,8 +154,9 @@ def _as_grad(x, name):
         raise ValueError(f"{name} is a masked CUDA array; pass a plain array")
     g = _Grad(x, cai)
     strides = cai.get("strides")
-    if strides is not None and g.size > 1:
-        if tuple(strides) != _c_strides(g.shape, g.dtype.itemsize):
+    if strides is not None:  # C-contiguous up to the strides of length-1 axes, as numpy says
+        expected = _c_strides(g.shape, g.dtype.itemsize)
+        if any(n > 1 and a != b for n, a, b in zip(g.shape, strides, expected, strict=True)):
             raise ValueError(f"{name} must be a C-contiguous CUDA array")
     return g
 
@@ -183,6 +190,7 @@ class _Group:
     def __init__(self, n):
         self.skipped = cuda.to_device(np.zeros(n, np.int64))
         self.bad = cuda.to_device(np.zeros(n, np.int32))
+        self.bad_set = False  # may ``bad`` hold flags of the last step?
         self.plan = None
 
 
@@ -245,8 +253,9 @@ class _Plan:
         else:
             pointers = [g.ptr for g in gs]
             _order_after({g.stream for g in gs}, stream)
-        if skip_nonfinite:
+        if skip_nonfinite or group.bad_set:  # the kernels read ``bad`` at every step
             group.bad.copy_to_device(np.zeros(group.bad.size, np.int32), stream=stream)
+            group.bad_set = skip_nonfinite
         cast = None
         for part in self.parts:
             gptrs = [pointers[i] for i in part.members]
@@ -276,11 +285,9 @@ _EXTERNAL = {}
 
 
 def _stream_pointer(stream):
-    """The stream's handle as the CUDA array interface writes it (1: legacy default)."""
-    if not stream:
-        per_thread = getattr(numba.config, "CUDA_PER_THREAD_DEFAULT_STREAM", 0)
-        return 2 if per_thread else 1
-    return int(stream)
+    """The stream's handle as the CUDA array interface writes it (the default stream, handle
+    0, is the legacy default stream: 1)."""
+    return (int(stream.handle) if stream else 0) or 1
 
 
 def _order_after(exporter_streams, stream):
@@ -291,9 +298,12 @@ def _order_after(exporter_streams, stream):
     for ptr in exporter_streams:
         if ptr is None or ptr == ours:
             continue
-        if ptr not in _EXTERNAL:
-            _EXTERNAL[ptr] = (cuda.external_stream(ptr), cuda.event(timing=False))
-        external, event = _EXTERNAL[ptr]
+        key = (cuda.get_current_device().id, ptr)  # events belong to a context
+        if key not in _EXTERNAL:
+            if len(_EXTERNAL) >= 64:  # streams come and go: keep the cache small
+                _EXTERNAL.clear()
+            _EXTERNAL[key] = (cuda.external_stream(ptr), cuda.event(timing=False))
+        external, event = _EXTERNAL[key]
         event.record(external)
         event.wait(stream)
 

@@ -122,9 +122,17 @@ else:
         data = context.make_array(bufty)(context, builder, buf).data
         return builder.gep(data, [ir.Constant(ir.IntType(64), i)])
 
+    def _vector_ok(a, buf):
+        """Only 1-D C-contiguous float32/float64 arrays: the element after ``a[i]`` must be
+        the next address (a strided view would be read wrongly, past its end if reversed)."""
+        return (
+            isinstance(a, types.Array) and a.ndim == 1 and a.layout == "C"
+            and a.dtype in (types.float32, types.float64) and buf.dtype == a.dtype
+        )  # fmt: skip
+
     @intrinsic
     def _vload(typingctx, a, j, buf):
-        if a.dtype != buf.dtype or a.dtype not in (types.float32, types.float64):
+        if not _vector_ok(a, buf):
             return None
 
         def codegen(context, builder, sig, args):
@@ -139,7 +147,7 @@ else:
 
     @intrinsic
     def _vstore(typingctx, a, j, buf):
-        if a.dtype != buf.dtype or a.dtype not in (types.float32, types.float64):
+        if not _vector_ok(a, buf):
             return None
 
         def codegen(context, builder, sig, args):
@@ -314,9 +322,9 @@ def data_pointer(a):
 
 def kernel_for(kind, dtypes, pointers, vector_ok=True):
     """The kernel for ``kind`` (``"adam"``/``"rmsprop"``) and its elements per access: the
-    vector kernel when the arrays share one float32/float64 dtype (``dtypes``, a set) and all
-    data ``pointers`` are 16-byte aligned, else (or if not ``vector_ok``) the scalar kernel
-    (1)."""
+    vector kernel when the (C-contiguous) arrays share one float32/float64 dtype (``dtypes``,
+    a set) and all data ``pointers`` are 16-byte aligned, else (or if not ``vector_ok``: pass
+    False for strided arrays) the scalar kernel (1)."""
     scalar, vector = _KERNELS[kind]
     if vector_ok and len(dtypes) == 1:
         dtype = next(iter(dtypes))
@@ -346,7 +354,9 @@ def launch(kind, ps, gs, s1, s2, s3, coef, skip_nonfinite, index, bad, skipped, 
     :data:`MAX_ARRAYS_PER_LAUNCH` arrays; ``index`` maps each to its ``bad`` and ``skipped``
     entries."""
     arrays = (*ps, *gs, *s1, *s2, *s3)
-    kernel, lanes = kernel_for(kind, {a.dtype for a in arrays}, [data_pointer(a) for a in arrays])
+    contiguous = all(a.is_c_contiguous() for a in arrays)  # strided views: scalar kernel
+    pointers = [data_pointer(a) for a in arrays]
+    kernel, lanes = kernel_for(kind, {a.dtype for a in arrays}, pointers, contiguous)
     blocks, threads = grid(max(a.size for a in ps), lanes)
     coef = cast_coefficients(coef, s1[0].dtype)  # the state's dtype (float32 for float16 p)
     if skip_nonfinite:

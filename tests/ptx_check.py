@@ -98,6 +98,20 @@ def main(counts):
     for n in counts:
         for case in cases:
             print(json.dumps(describe(*case[:4], n, case[4])), flush=True)
+    # a strided ('A' layout) array must not compile into a 16-byte kernel
+    strided = types.Array(types.float32, 1, "A")
+    kernel = fc.ADAM_VECTOR_KERNELS[np.dtype(np.float32)]
+    sig = (types.UniTuple(strided, 1),) * 5 + (
+        numba.typeof(fc.cast_coefficients(ADAM_COEF, np.float32)),
+        types.Array(types.int32, 1, "C"), types.Array(types.int32, 1, "C"),
+        types.Array(types.int64, 1, "C"),
+    )  # fmt: skip
+    try:
+        cuda.compile_ptx(kernel.py_func, sig, cc=(9, 0))
+        refused = False
+    except numba.core.errors.TypingError:
+        refused = True
+    print(json.dumps({"kernel": "adam_vector", "layout": "A", "refused": refused}))
 
 
 if __name__ == "__main__":

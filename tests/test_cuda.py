@@ -203,6 +203,49 @@ def test_skip_nonfinite_on_device():
     np.testing.assert_array_equal(opt.state_dict()["exp_avg.0"], np.zeros(10))
 
 
+@pytest.mark.filterwarnings("ignore:invalid value encountered")  # inf - inf, simulated
+def test_turning_skip_nonfinite_off_forgets_the_last_flags():
+    """The kernels read the non-finite flags at every step: after a skipped step, turning
+    skip_nonfinite off must not keep that array frozen (as on the CPU)."""
+    rng = np.random.default_rng(10)
+    host = rng.standard_normal(9)
+    dev = cuda.to_device(host)
+    opt_h = fa.Adam(host.copy(), lr=0.1, skip_nonfinite=True)
+    opt_d = fa.Adam(dev, lr=0.1, skip_nonfinite=True)
+    g = rng.standard_normal(9)
+    g[4] = np.inf
+    for opt in (opt_h, opt_d):
+        opt.step(g if opt is opt_h else cuda.to_device(g))
+        opt.skip_nonfinite = False
+    for _ in range(2):
+        g = rng.standard_normal(9)
+        opt_h.step(g)
+        opt_d.step(cuda.to_device(g))
+    _compare(opt_h.params, dev, np.float64)
+    np.testing.assert_array_equal(opt_d.nonfinite_skips, [1])
+
+
+def test_launch_helpers_on_strided_views_use_the_scalar_kernel():
+    rng = np.random.default_rng(11)
+    x, g = rng.standard_normal(40).astype(np.float32), rng.standard_normal(40).astype(np.float32)
+    m, v = np.zeros(40, np.float32), np.zeros(40, np.float32)
+    dx, dg, dm, dv = (cuda.to_device(a) for a in (x, g, m, v))
+    coef = rules.adam_coefficients(
+        1, 1e-2, 0.9, 0.999, 1e-8, 0.0, 0.0, False, False, True, False, False, False
+    )
+    fc.adam(dx[::2], dg[::2], dm[::2], dv[::2], dv[::2], coef)
+    xs, ms, vs = x[::2].copy(), m[::2].copy(), v[::2].copy()
+    kernels.adam(xs, g[::2].copy(), ms, vs, vs, coef)
+    expected = x.copy()
+    expected[::2] = xs
+    _compare(expected, dx, np.float32)
+
+
+def test_stream_must_be_a_numba_stream():
+    with pytest.raises(TypeError, match="numba CUDA stream"):
+        fa.Adam(cuda.to_device(np.ones(3)), stream="default")
+
+
 def test_mixing_host_and_device_arrays_is_an_error():
     with pytest.raises(TypeError, match="mix host and device"):
         fa.Adam([cuda.to_device(np.ones(3)), np.ones(3)])
