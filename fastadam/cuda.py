@@ -353,6 +353,12 @@ def launch(kind, ps, gs, s1, s2, s3, coef, skip_nonfinite, index, bad, skipped, 
     (two with ``skip_nonfinite``), through numba's dispatcher. At most
     :data:`MAX_ARRAYS_PER_LAUNCH` arrays; ``index`` maps each to its ``bad`` and ``skipped``
     entries."""
+    if len(ps) > MAX_ARRAYS_PER_LAUNCH:
+        raise ValueError(
+            f"launch takes at most MAX_ARRAYS_PER_LAUNCH = {MAX_ARRAYS_PER_LAUNCH} arrays "
+            f"(kernel parameters stay under 4 KiB), got {len(ps)}; adam()/rmsprop() split "
+            "longer lists"
+        )
     arrays = (*ps, *gs, *s1, *s2, *s3)
     contiguous = all(a.is_c_contiguous() for a in arrays)  # strided views: scalar kernel
     pointers = [data_pointer(a) for a in arrays]

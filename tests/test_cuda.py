@@ -139,10 +139,14 @@ def test_long_lists_are_split_into_launches(monkeypatch):
     dxs = [cuda.to_device(x) for x in xs]
     dms = [cuda.to_device(m) for m in ms]
     dvs = [cuda.to_device(v) for v in vs]
-    fc.adam(dxs, [cuda.to_device(g) for g in gs], dms, dvs, dvs, coef)
+    dgs = [cuda.to_device(g) for g in gs]
+    fc.adam(dxs, dgs, dms, dvs, dvs, coef)
     for x, g, m, v, dx in zip(xs, gs, ms, vs, dxs, strict=True):
         kernels.adam(x, g, m, v, v, coef)
         _compare(x, dx, np.float64)
+    with pytest.raises(ValueError, match="at most MAX_ARRAYS_PER_LAUNCH = 2"):
+        fc.launch("adam", *(tuple(a[:3]) for a in (dxs, dgs, dms, dvs, dvs)), coef, False,
+                  *fc._no_skip_flags(3))  # fmt: skip
 
 
 @pytest.mark.skipif(fc.SIMULATOR, reason="cached launches exist on a real GPU only")
