@@ -96,13 +96,25 @@ rmsprop_update = cuda.jit(device=True)(rules.rmsprop_rule)
 # simulator they are plain element loops.
 if SIMULATOR:
 
-    def _vload(a, j, buf):
+    def _vector_access(a, j):
+        """The lanes of access ``j``, checked as the GPU needs them: a C-contiguous array,
+        a 16-byte-aligned address, within bounds (the simulator would not fault)."""
         lanes = VECTOR_BYTES // a.dtype.itemsize
+        ary = getattr(a, "_ary", a)
+        address = ary.__array_interface__["data"][0] + j * VECTOR_BYTES
+        if not (ary.flags.c_contiguous and address % VECTOR_BYTES == 0):
+            raise AssertionError("16-byte access to a strided or misaligned array")
+        if not (0 <= j and (j + 1) * lanes <= a.size):
+            raise AssertionError(f"16-byte access {j} out of bounds of {a.size} elements")
+        return lanes
+
+    def _vload(a, j, buf):
+        lanes = _vector_access(a, j)
         for i in range(lanes):
             buf[i] = a[j * lanes + i]
 
     def _vstore(a, j, buf):
-        lanes = VECTOR_BYTES // a.dtype.itemsize
+        lanes = _vector_access(a, j)
         for i in range(lanes):
             a[j * lanes + i] = buf[i]
 

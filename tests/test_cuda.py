@@ -107,6 +107,22 @@ def test_vector_and_scalar_kernels_agree_with_cpu(cls, dtype):
         _compare(h, b, dtype)
 
 
+@pytest.mark.skipif(not fc.SIMULATOR, reason="the simulator's own access checks")
+def test_simulated_vector_access_checks_alignment():
+    """On the simulator a misaligned 16-byte access would not fault as on the GPU; the
+    simulated loads check it, so a wrong kernel choice fails the tests."""
+    x = _misaligned(np.ones(9, np.float32))
+    args = [(x,), (cuda.to_device(np.ones(9, np.float32)),)] + [
+        (_misaligned(np.zeros(9, np.float32)),)
+    ] * 3
+    coef = fc.cast_coefficients(
+        rules.adam_coefficients(1, 1e-2, 0.9, 0.999, 1e-8, 0.0, 0.0, False, False, True,
+                                False, False, False), np.float32)  # fmt: skip
+    kernel = fc.ADAM_VECTOR_KERNELS[np.dtype(np.float32)]
+    with pytest.raises(AssertionError, match="misaligned"):
+        kernel[(1, 1), (4, 1)](*args, coef, *fc._no_skip_flags(1))
+
+
 @pytest.mark.filterwarnings("ignore:invalid value encountered")  # inf - inf, simulated
 def test_long_lists_are_split_into_launches(monkeypatch):
     """More arrays than MAX_ARRAYS_PER_LAUNCH: several launches, sorted by size; the
