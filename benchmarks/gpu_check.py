@@ -244,6 +244,17 @@ def model_sizes(n_arrays=200, total=69_000_000):
     return [int(s) for s in np.maximum((sizes / sizes.sum() * total).astype(int), 64)]
 
 
+def host_rows(row, opt, grads, label, reps):
+    """Where the host's time goes in ``opt.step``: reading and checking the gradients, and a
+    whole step without waiting for the GPU (the launch rate; GPU-bound if it is higher)."""
+    single = not isinstance(grads, list)
+    b = opt._backend
+    check = timeit(lambda: b.check_grads(grads, opt._params, single), lambda: None, reps)
+    row(f"  host: read and check gradients, {label}", check, 0, 1)
+    row(f"  host: opt.step without synchronising, {label}",
+        timeit(lambda: opt.step(grads), lambda: None, reps), 0, 1)  # fmt: skip
+
+
 def cases(log_n):
     """The issue's cases, side by side: (name, µs per step, TB/s, peer µs or None)."""
     out = []
@@ -309,6 +320,7 @@ def cases(log_n):
     opt = fa.Adam(xs, lr=1e-3)
     row("fastadam Adam, 200 arrays", timeit(lambda: opt.step(gs), _sync_all, 20), 28, total,
         ref)  # fmt: skip
+    host_rows(row, opt, gs, "200 arrays", 20)
     # -- 1,024 elements: launch overhead
     ref = None
     if torch is not None:
@@ -333,6 +345,7 @@ def cases(log_n):
     opt = fa.Adam(x, lr=1e-3)
     row("fastadam Adam, 1,024 (cached launch)", timeit(lambda: opt.step(g), _sync_all, 1000),
         28, 1024, ref)  # fmt: skip
+    host_rows(row, opt, g, "1,024", 1000)
     _cuda_launch.ENABLED = False
     opt = fa.Adam(_randn(1024, 0), lr=1e-3)
     row("fastadam Adam, 1,024 (numba dispatcher)",
@@ -356,6 +369,8 @@ def main():
     if args.sim:  # small blocks so that the simulator runs several, and few steps
         fc.THREADS_PER_BLOCK, fc.MAX_BLOCKS = 8, 2
         failures = check_correctness((5, 37), steps=3)
+        opt, g = fa.Adam(_randn(8, 0)), _randn(8, 1)
+        host_rows(lambda *row: print("host row", row[0]), opt, g, "8", 2)
     elif args.sanitize:
         failures = check_correctness((1, 37, 1000), steps=2, cases=[CASES[0], CASES[5]])
     else:
