@@ -32,6 +32,9 @@ import time
 
 if "--sim" in sys.argv:
     os.environ["NUMBA_ENABLE_CUDASIM"] = "1"
+# JAX would otherwise take 75 % of the GPU's memory at its first use, leaving too little for
+# the 2^28-element arrays of numba, torch and CuPy in this same process
+os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 
 import numpy as np
 from numba import cuda
