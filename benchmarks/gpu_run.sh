@@ -1,8 +1,8 @@
 #!/bin/bash
-# Every real-GPU check of fastadam in one call on a lent GPU machine (about 5 minutes):
+# Every real-GPU check of fastadam in one call on a lent GPU machine (at most 580 s):
+# benchmarks/gpu_check.py (correctness, size sweep, the issue's cases against the peers),
 # the GPU tests (tests/test_cuda.py with NUMBA_ENABLE_CUDASIM=0, tests/test_cuda_ptx.py),
-# compute-sanitizer memcheck and racecheck on a small correctness pass, then
-# benchmarks/gpu_check.py (correctness, size sweep, the issue's cases against the peers).
+# then compute-sanitizer memcheck and racecheck on a small correctness pass.
 #
 # The machine's python3 has numba-cuda but numpy 2.5, with which numba-cuda 0.30 fails to
 # import; carry a numpy 2.4 wheel in .whl/ (see the device README):
@@ -10,7 +10,8 @@
 #   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 \
 #     --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
 #     --platform manylinux2014_x86_64 -d .whl numpy==2.4.6
-# then run, carrying .whl:  bash benchmarks/gpu_run.sh "$OUT"
+# then run, carrying .whl:  bash benchmarks/gpu_run.sh "$OUT" [check] [tests] [sanitize]
+# (all three steps by default, in that order).
 # Results land in the given folder: env.txt, pytest.txt, memcheck.txt, racecheck.txt,
 # gpu_check.txt, gpu.md (the table for docs/performance.md), bandwidth_gpu.csv (for
 # docs/data/).
@@ -29,15 +30,31 @@ fi
 'numba', numba.__version__, 'numba-cuda', numba_cuda.__version__)"
 } >"$out/env.txt" 2>&1
 cat "$out/env.txt"
-timeout 240 python3 -m pytest -q -p no:cacheprovider tests/test_cuda.py tests/test_cuda_ptx.py \
-    >"$out/pytest.txt" 2>&1
-echo "pytest exit $?"; tail -5 "$out/pytest.txt"
-for tool in memcheck racecheck; do
-    timeout 150 compute-sanitizer --tool "$tool" --error-exitcode 9 \
-        python3 benchmarks/gpu_check.py --sanitize >"$out/$tool.txt" 2>&1
-    echo "$tool exit $?"; tail -4 "$out/$tool.txt"
+# most important first; the timeouts add up to 580 s, inside one 600-s device call
+steps=${*:2}
+steps=${steps:-check tests sanitize}
+for step in $steps; do
+    case $step in
+    check)
+        timeout 300 python3 benchmarks/gpu_check.py --out "$out/gpu.md" \
+            --csv "$out/bandwidth_gpu.csv" >"$out/gpu_check.txt" 2>&1
+        echo "gpu_check exit $?"
+        grep -v "^ok " "$out/gpu_check.txt" | tail -60
+        ;;
+    tests)
+        timeout 140 python3 -m pytest -q -p no:cacheprovider tests/test_cuda.py \
+            tests/test_cuda_ptx.py >"$out/pytest.txt" 2>&1
+        echo "pytest exit $?"
+        tail -5 "$out/pytest.txt"
+        ;;
+    sanitize)
+        for tool in memcheck racecheck; do
+            timeout 70 compute-sanitizer --tool "$tool" --error-exitcode 9 \
+                python3 benchmarks/gpu_check.py --sanitize >"$out/$tool.txt" 2>&1
+            echo "$tool exit $?"
+            tail -4 "$out/$tool.txt"
+        done
+        ;;
+    *) echo "unknown step $step (check, tests, sanitize)" ;;
+    esac
 done
-timeout 330 python3 benchmarks/gpu_check.py --out "$out/gpu.md" --csv "$out/bandwidth_gpu.csv" \
-    >"$out/gpu_check.txt" 2>&1
-echo "gpu_check exit $?"
-grep -v "^ok " "$out/gpu_check.txt" | tail -60
