@@ -1,8 +1,8 @@
 """Cached kernel launches on a real GPU: numba's argument list, built once, patched per step.
 
 At every launch numba-cuda's dispatcher types each argument and rebuilds the flat list of
-kernel parameters (seven words per 1-D array) through Python objects: tens of microseconds
-for an optimizer's few arrays, milliseconds for a model's list of hundreds. Between two steps
+kernel parameters (seven words per 1-D array) through Python objects (about 40 µs for a
+launch with ten scalar arguments, as measured on an H200 when this was planned). Between two steps
 of an optimizer only the gradients' data pointers and the coefficients change, so a
 :class:`CachedLaunch` builds that list once, with numba's own code, and patches those slots.
 
@@ -30,8 +30,9 @@ _DATA = 4
 class CachedLaunch:
     """One kernel launch with fixed arrays except the gradients, and fixed grid and stream.
 
-    Call it with the gradients' data pointers and the step's coefficients (already cast to
-    the kernel's dtype).
+    Call it with the gradients' data pointers and the step's coefficients as
+    :mod:`fastadam.rules` returns them; each is converted to the ctypes type numba chose for
+    its slot (``c_float`` rounds as ``np.float32`` does).
     """
 
     def __init__(self, dispatcher, args, griddim, blockdim, stream):

@@ -59,12 +59,7 @@ __all__ = [
     "RMSPROP_VECTOR_KERNELS",
     "adam",
     "rmsprop",
-    "mark_nonfinite_kernel",
     "cast_coefficients",
-    "kernel_for",
-    "chunks",
-    "grid",
-    "launch",
     "THREADS_PER_BLOCK",
     "MAX_BLOCKS",
     "MAX_ARRAYS_PER_LAUNCH",
@@ -273,10 +268,8 @@ def _vector_kernel(name, rule, buffers, dtype):
                 _vload(s2, j, B)
             if use3:
                 _vload(s3, j, C)
-            for i in range(lanes):
-                P[i], A[i], B[i], C[i] = rule(
-                    P[i], G[i], A[i], B[i] if use2 else P[i], C[i] if use3 else P[i], *coef
-                )
+            for i in range(lanes):  # the same element step, on the registers
+                element(P, G, A, B, C, i, coef, use2, use3)
             _vstore(p, j, P)
             _vstore(s1, j, A)
             if use2:
