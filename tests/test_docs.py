@@ -1,18 +1,26 @@
 """The documentation's code, the figures script, the demo and the asv result check.
 
 - Every ``python`` code block of the pages listed in ``PAGES`` runs, in order, in one
-  namespace per page; a few results are then checked. GPU blocks run on numba's CUDA
-  simulator (tests/conftest.py enables it), with the array size cut down.
+  namespace per page, and each page's test checks what its blocks computed (the value of
+  each top-level expression statement is kept, as a REPL would show it). GPU blocks run on
+  numba's CUDA simulator (tests/conftest.py enables it), with the array size cut down.
+- Every code block of every page in docs/ is one of those, or a shell block whose commands
+  are checked (scripts and files exist, options and asv subcommands exist, extras exist in
+  pyproject.toml), or a ``text`` listing of output; any other kind fails the test.
 - ``docs/make_figures.py`` draws every figure and reproduces the documented numbers.
 - ``python -m fastadam --help`` lists the options; a tiny demo run prints both tables.
 - ``asv_benchmarks/check_results.py`` fails a run with a failed benchmark or with none.
 """
 
+import ast
 import json
 import os
 import re
+import shlex
+import shutil
 import subprocess
 import sys
+import textwrap
 
 import numpy as np
 import pytest
@@ -27,20 +35,58 @@ PAGES = {
     "lr_t.md": [],
     "conventions.rst": [],
     "gpu.md": [("n = 1_000_000", "n = 1_000")],
+    "minimize.md": [],
 }
+
+#: Languages of code blocks that are output, not code (nothing to run).
+OUTPUT_LANGUAGES = {"text"}
+#: Languages of shell blocks (checked by test_shell_blocks).
+SHELL_LANGUAGES = {"bash", "sh", "shell", "console"}
+
+
+def find_blocks(text, markdown):
+    """Every code block of a Markdown or reStructuredText text: (language, code) pairs.
+
+    Markdown: fenced blocks, indented ones included (MyST directives such as ``{figure}``
+    are not code). rst: ``code-block``/``code``/``sourcecode`` directives, and ``::``
+    literal blocks (language ``""``).
+    """
+    blocks = []
+    if markdown:
+        fence = r"^([ \t]*)(`{3,}|~{3,})([^\n]*)\n(.*?)^[ \t]*\2[ \t]*$"
+        for match in re.finditer(fence, text, re.S | re.M):
+            lang = match.group(3).strip()
+            if not lang.startswith("{"):
+                blocks.append((lang, textwrap.dedent(match.group(4))))
+        return blocks
+    directive = r"^([ \t]*)\.\. (?:code-block|code|sourcecode)::[ \t]*(\S*)[^\n]*\n"
+    literal = r"^([ \t]*)(?![ \t]|\.\. )[^\n]*::[ \t]*\n"
+    for match in re.finditer(f"{directive}|{literal}", text, re.M):
+        is_directive = match.group(1) is not None
+        indent = match.group(1) if is_directive else match.group(3)
+        lang = match.group(2) if is_directive else ""
+        body = []
+        for line in text[match.end() :].splitlines():
+            if line.strip() and not line.startswith(indent + " "):
+                break
+            if is_directive and not body and line.lstrip().startswith(":"):
+                continue  # a directive option
+            body.append(line)
+        code = textwrap.dedent("\n".join(body)).strip("\n")
+        if code.strip():
+            blocks.append((lang, code + "\n"))
+    return blocks
+
+
+def all_blocks(page):
+    """Every code block of the page docs/<page>: (language, code) pairs."""
+    with open(os.path.join(DOCS, page)) as f:
+        return find_blocks(f.read(), page.endswith(".md"))
 
 
 def code_blocks(page):
     """The python code blocks of a Markdown (fenced) or reStructuredText page."""
-    with open(os.path.join(DOCS, page)) as f:
-        text = f.read()
-    if page.endswith(".md"):
-        return re.findall(r"^```python\n(.*?)^```", text, flags=re.S | re.M)
-    blocks = []
-    for match in re.finditer(r"^\.\. code-block:: python\n\n((?:(?:   .*)?\n)+)", text, re.M):
-        lines = match.group(1).splitlines()
-        blocks.append("\n".join(line[3:] for line in lines) + "\n")
-    return blocks
+    return [code for lang, code in all_blocks(page) if lang == "python"]
 
 
 def _cuda_usable():
@@ -52,26 +98,160 @@ def _cuda_usable():
         return False
 
 
-def run_page(page, capsys):
+def _exec_keeping_values(code, filename, namespace):
+    """Run ``code`` statement by statement; return the values of its top-level expression
+    statements (what a REPL would display), in order."""
+    values = []
+    for node in ast.parse(code, filename).body:
+        if isinstance(node, ast.Expr):
+            expr = ast.Expression(node.value)
+            values.append(eval(compile(expr, filename, "eval"), namespace))
+        else:
+            exec(compile(ast.Module([node], type_ignores=[]), filename, "exec"), namespace)
+    return values
+
+
+def run_page(page, capsys, tmp_path=None):
+    """Run the page's python blocks in one namespace; ``namespace["_values"]`` holds the
+    values of their top-level expression statements.
+
+    With ``tmp_path``, the code is compiled as if from a copy of the page there, so numba's
+    cache of the ``@njit(cache=True)`` functions the page defines (their source file is the
+    page) goes to ``tmp_path`` and not to docs/, and is never loaded by a later run.
+    """
     blocks = code_blocks(page)
     assert blocks, f"no python code block found in {page}"
+    filename = os.path.join(DOCS, page)
+    if tmp_path is not None:
+        filename = str(shutil.copy(filename, tmp_path / page))
     namespace = {"__name__": f"docs_{page.split('.')[0]}"}
+    values = []
     for code in blocks:
         if "cuda" in code and not _cuda_usable():
             pytest.skip("numba.cuda (or its simulator) is not available")
         for old, new in PAGES[page]:
             code = code.replace(old, new)
-        exec(compile(code, f"docs/{page}", "exec"), namespace)
+        values += _exec_keeping_values(code, filename, namespace)
     capsys.readouterr()
+    namespace["_values"] = values
     return namespace
 
 
-def test_every_page_with_code_is_tested():
-    pages = [p for p in os.listdir(DOCS) if p.endswith((".md", ".rst"))]
+def test_every_code_block_is_tested():
+    """Every page's code blocks: python ones on a page that PAGES runs, shell ones checked by
+    test_shell_blocks, output listings; nothing else."""
+    pages = sorted(p for p in os.listdir(DOCS) if p.endswith((".md", ".rst")))
+    assert "conventions.rst" in pages and "minimize.md" in pages
+    known = {"python"} | SHELL_LANGUAGES | OUTPUT_LANGUAGES
     for page in pages:
-        if page in PAGES or page == "minimize.md":  # minimize.md: tests/test_minimize*.py
+        for lang, _code in all_blocks(page):
+            assert lang in known, f"docs/{page}: a {lang or 'literal'!r} block no test runs"
+            if lang == "python":
+                assert page in PAGES, f"docs/{page} has python blocks that no test runs"
+    for page in PAGES:
+        assert code_blocks(page), f"docs/{page} is in PAGES but has no python block"
+
+
+def test_block_finder():
+    """find_blocks finds fenced, directive and literal blocks, not MyST directives."""
+    md = (
+        "a\n\n```python\nx = 1\n```\n\n```{figure} f.png\n:width: 1\n```\n\n"
+        "  ~~~bash\n  ls\n  ~~~\n"
+    )
+    assert find_blocks(md, markdown=True) == [("python", "x = 1\n"), ("bash", "ls\n")]
+    rst = (
+        "Text::\n\n   literal\n\n.. code-block:: python\n   :caption: c\n\n   y = 2\n"
+        "   if y:\n       z = 3\n\nend\n\n.. list-table::\n   :header-rows: 1\n"
+    )
+    assert find_blocks(rst, markdown=False) == [
+        ("", "literal\n"),
+        ("python", "y = 2\nif y:\n    z = 3\n"),
+    ]
+
+
+def _shell_commands():
+    """(page, words) of every command of every shell block in docs/ (``&&`` splits
+    commands, ``$(...)`` becomes one word, comments are dropped)."""
+    commands = []
+    for page in sorted(os.listdir(DOCS)):
+        if not page.endswith((".md", ".rst")):
             continue
-        assert not code_blocks(page), f"docs/{page} has code blocks that no test runs"
+        for lang, code in all_blocks(page):
+            if lang not in SHELL_LANGUAGES:
+                continue
+            for line in code.splitlines():
+                line = re.sub(r"\$\([^)]*\)", "SUBSTITUTED", line)
+                for part in line.split("&&"):
+                    words = shlex.split(part, comments=True)
+                    if words:
+                        commands.append((page, words))
+    return commands
+
+
+def _extras():
+    """The optional-dependency groups of pyproject.toml."""
+    with open(os.path.join(ROOT, "pyproject.toml")) as f:
+        text = f.read()
+    section = text.split("[project.optional-dependencies]", 1)[1].split("\n[", 1)[0]
+    return set(re.findall(r"^([A-Za-z0-9_-]+)\s*=", section, re.M))
+
+
+def _help(*cmd):
+    out = subprocess.run([*cmd, "--help"], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert out.returncode == 0, f"{' '.join(cmd)} --help failed:\n{out.stderr}"
+    return out.stdout
+
+
+def test_shell_blocks():
+    """Each command of the docs' shell blocks is checked without being run (they install
+    packages, run the benchmarks for minutes or need a GPU; CI runs the asv ones):
+    ``pip install`` names existing extras, ``python -m fastadam`` and the scripts exist and
+    accept the options given, ``asv`` subcommands and their options exist, shell scripts
+    parse (``bash -n``)."""
+    commands = _shell_commands()
+    assert len(commands) >= 10, commands  # benchmarks.md, performance.md, quickstart.md
+    extras = _extras()
+    helps = {}
+    programs = set()
+    for page, words in commands:
+        where = f"docs/{page}: {' '.join(words)}"
+        program, args = words[0], words[1:]
+        programs.add(program)
+        options = [a.split("=")[0] for a in args if a.startswith("--")]
+        if program in ("python", "python3") and args[:3] == ["-m", "pip", "install"]:
+            for target in args[3:]:
+                if target.startswith("-"):
+                    continue
+                match = re.fullmatch(r"(\.|fastadam)(?:\[([\w,-]+)\])?", target)
+                assert match, where
+                assert set(filter(None, (match.group(2) or "").split(","))) <= extras, where
+        elif program in ("python", "python3") and args[:2] == ["-m", "fastadam"]:
+            if "fastadam" not in helps:
+                helps["fastadam"] = _help(sys.executable, "-m", "fastadam")
+            for option in options:
+                assert option in helps["fastadam"], where
+        elif program in ("python", "python3"):
+            script = os.path.join(ROOT, args[0])
+            assert args[0].endswith(".py") and os.path.isfile(script), where
+            with open(script) as f:
+                source = f.read()
+            for option in options:
+                assert f'"{option}"' in source, f"{where}: {option} not in {args[0]}"
+        elif program == "asv":
+            if shutil.which("asv") is None:
+                continue  # the bench extra is not installed
+            sub = args[0]
+            if sub not in helps:
+                helps[sub] = _help("asv", sub)
+            for option in options:
+                assert option in helps[sub], where
+        elif program == "bash":
+            script = os.path.join(ROOT, args[0])
+            assert os.path.isfile(script), where
+            assert subprocess.run(["bash", "-n", script]).returncode == 0, where
+        else:
+            pytest.fail(f"{where}: no check for {program!r} commands")
+    assert {"python", "asv", "bash"} <= programs
 
 
 def test_quickstart(capsys):
@@ -97,7 +277,40 @@ def test_lr_t_page(capsys):
 
 
 def test_conventions_page(capsys):
-    run_page("conventions.rst", capsys)
+    """Each line of the block is one framework's optimizer, under the documented convention
+    and with the framework's defaults where the line leaves them out."""
+    ns = run_page("conventions.rst", capsys)
+    opts = ns["_values"]
+    names = [type(o).__name__ + ":" + o.convention.name for o in opts]
+    assert names == [
+        "Adam:pytorch", "AdamW:pytorch", "Adam:keras", "AdamW:keras", "Adam:tf1",
+        "Adam:optax", "AdamW:optax", "Adam:optax", "RMSProp:pytorch", "RMSProp:keras",
+        "RMSProp:tf1", "RMSProp:optax", "RMSProp:basic",
+    ]  # fmt: skip
+    assert opts[1].weight_decay == 1e-2 and opts[3].weight_decay == 0.004
+    assert opts[4].convention.eps == 1e-8 and opts[10].convention.eps == 1e-10
+    assert opts[10].convention.initial_scale == 1.0  # TF1's mean square starts at 1
+    assert np.all(ns["x"] == 0)  # creating an optimizer does not touch the parameters
+
+
+def test_minimize_page(capsys, tmp_path):
+    """The three blocks: scipy's Rosenbrock on the Python path and as a scipy method, @njit
+    objectives on the compiled path, and minimize_njit from the user's own @njit code, which
+    gives the iterates of fa.minimize (both paths share the compiled step)."""
+    ns = run_page("minimize.md", capsys, tmp_path)
+    first, (compiled, compile_time), fitted = ns["_values"]
+    x, fun, nit, nfev, njev, status, success, message = first
+    assert success and status == 0 and fun < 1e-8 and 0 < nit == njev - 1 == nfev - 1
+    assert "gtol" in message or "gradient" in message
+    np.testing.assert_allclose(x, np.ones(10), atol=1e-4)
+    assert ns["res"].compiled is True and compiled is True and compile_time >= 0
+    assert ns["res"].nit > 0 and np.isfinite(ns["res"].fun)
+    starts = np.random.default_rng(0).uniform(-2.0, 2.0, size=(4, 10))
+    assert fitted.shape == (4, 10)
+    f, g = ns["f"], ns["g"]
+    for start, row in zip(starts, fitted, strict=True):
+        res = ns["fa"].minimize(f, start, jac=g, options=dict(lr=1e-2, maxiter=5000, gtol=1e-6))
+        np.testing.assert_allclose(row, res.x, rtol=1e-12, atol=1e-14)
 
 
 def test_figures_script(tmp_path):
