@@ -2,14 +2,17 @@
 
 Public surface
 --------------
-Adam, AdamW, RMSProp
-    In-place optimizers over one array or many, in any framework's convention.
+Adam, AdamW, RMSProp, NAdam
+    In-place optimizers over one array or many (or parameter groups), in any framework's
+    convention.
+algorithms
+    One module per algorithm: its scalar rule, its coefficients and state as named records,
+    its conventions (the math, written once); ``algorithms.ALGORITHMS`` lists them.
 kernels
-    The compiled per-element rules and array kernels, callable from ``@numba.njit`` code.
-rules
-    The plain scalar update rules the kernels are compiled from (the math, written once).
+    The compiled per-element rules, coefficient builders and array kernels, callable from
+    Python and from ``@numba.njit`` code.
 conventions
-    Each framework's definition as data.
+    Each framework's definition of every algorithm, as data.
 minimize, methods, minimize_njit, njit_options
     scipy-style minimization with Adam/RMSProp, scipy custom methods, and the fully
     compiled loop (imported on first use).
@@ -19,8 +22,8 @@ cuda
 
 import importlib
 
-from . import conventions, kernels, rules
-from .optimizers import Adam, AdamW, RMSProp
+from . import algorithms, conventions, kernels
+from .optimizers import Adam, AdamW, NAdam, RMSProp
 
 __version__ = "0.1.0"
 
@@ -34,7 +37,16 @@ _LAZY = {
     "NjitResult": ("._compiled", "NjitResult"),
 }
 
-__all__ = ["Adam", "AdamW", "RMSProp", "conventions", "kernels", "rules", "__version__"]
+__all__ = [
+    "Adam",
+    "AdamW",
+    "RMSProp",
+    "NAdam",
+    "algorithms",
+    "conventions",
+    "kernels",
+    "__version__",
+]
 __all__ += list(_LAZY)
 
 

@@ -28,10 +28,11 @@ from numba import njit, typeof, types
 from numba.extending import overload
 
 from . import _options, _step
+from .cpu.compile import OPTIONS
 
 __all__ = ["minimize_njit", "njit_options", "NjitOptions", "NjitResult"]
 
-_OPT = dict(cache=True, error_model="numpy", nogil=True)
+_OPT = OPTIONS
 
 #: Options for :func:`minimize_njit`, made by :func:`njit_options`.
 NjitOptions = namedtuple("NjitOptions", ["settings", "lo", "hi"])

@@ -19,7 +19,6 @@ from scipy.optimize import Bounds, OptimizeWarning
 
 from . import _step
 from . import _validation as val
-from .conventions import ADAM_KNOBS, RMSPROP_KNOBS
 from .optimizers import Adam, AdamW, RMSProp
 
 METHODS = {"adam": Adam, "adamw": AdamW, "rmsprop": RMSProp}
@@ -39,10 +38,8 @@ def hyperparameter_names(method):
     """The option names that go to the optimizer class of ``method``."""
     cls = METHODS[method]
     sig = inspect.signature(cls.__init__)
-    skip = {"self", "params", "maximize", "skip_nonfinite", "knobs"}
-    names = [p for p in sig.parameters if p not in skip]
-    knobs = ADAM_KNOBS if issubclass(cls, Adam) else RMSPROP_KNOBS
-    return tuple(names) + tuple(k for k in knobs if k not in names)
+    skip = {"self", "params", "maximize", "skip_nonfinite", "stream", "mixed_precision"}
+    return tuple(p for p in sig.parameters if p not in skip)
 
 
 @dataclass

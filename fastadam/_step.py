@@ -2,8 +2,8 @@
 
 The Python loop (:mod:`fastadam._minimize`) and the compiled loop (:mod:`fastadam._compiled`)
 call the same two functions, :func:`check` and :func:`update`, so they produce the same
-iterates bit for bit. The update itself is :func:`fastadam.kernels.adam_coefficients` and
-:func:`fastadam.kernels.adam` (or the RMSProp pair): no update formula is written here.
+iterates bit for bit. The update itself is the coefficients and compiled loops of
+:mod:`fastadam.cpu.kernels` for Adam or RMSProp: no update formula is written here.
 
 State lives in two arrays so that one call from Python carries all of it:
 
@@ -22,7 +22,15 @@ import numba
 import numpy as np
 from numba import njit
 
-from . import kernels
+from .cpu.compile import OPTIONS
+from .cpu.kernels import COMPILED, PARALLEL_MIN_SIZE
+
+_ADAM = COMPILED["adam"]
+_RMSPROP = COMPILED["rmsprop"]
+adam_coefficients, adam_cast = _ADAM.coefficients, _ADAM.cast
+adam_serial, adam_parallel = _ADAM.serial, _ADAM.parallel
+rmsprop_coefficients, rmsprop_cast = _RMSPROP.coefficients, _RMSPROP.cast
+rmsprop_serial, rmsprop_parallel = _RMSPROP.serial, _RMSPROP.parallel
 
 # -- info slots: settings --------------------------------------------------------------
 METHOD = 0  # 0 Adam (and AdamW), 1 RMSProp
@@ -80,7 +88,7 @@ NONFINITE_F = 4
 NONFINITE_G = 5
 BAD_JAC_SIZE = -2
 
-_OPT = dict(cache=True, error_model="numpy", nogil=True)
+_OPT = OPTIONS
 _runtime_ready = False
 
 
@@ -314,25 +322,27 @@ def update(ws, g, lr, info):
     s2 = ws[int(info[R_S2])]
     h = H0
     if info[METHOD] == 0:
-        coef = kernels.adam_coefficients(
+        coef = adam_coefficients(
             t, lr, info[h + 1], info[h + 2], info[h + 3], info[h + 4], info[h + 5],
             info[h + 6] != 0, info[h + 7] != 0, info[h + 8] != 0, False, info[h + 9] != 0,
             info[h + 10] != 0,
         )  # fmt: skip
-        if n >= kernels.PARALLEL_MIN_SIZE:
-            kernels.adam_parallel(x, g, s0, s1, s2, coef)
+        c = adam_cast(coef, x.dtype.type)
+        if n >= PARALLEL_MIN_SIZE:
+            adam_parallel(x, g, s0, s1, s2, c)
         else:
-            kernels.adam(x, g, s0, s1, s2, coef)
+            adam_serial(x, g, s0, s1, s2, c)
     else:
-        coef = kernels.rmsprop_coefficients(
+        coef = rmsprop_coefficients(
             t, lr, info[h + 1], info[h + 2], info[h + 3], info[h + 4], info[h + 5] != 0,
             info[h + 6] != 0, info[h + 7] != 0, info[h + 8] != 0, False, info[h + 9] != 0,
             info[h + 10] != 0,
         )  # fmt: skip
-        if n >= kernels.PARALLEL_MIN_SIZE:
-            kernels.rmsprop_parallel(x, g, s0, s1, s2, coef)
+        c = rmsprop_cast(coef, x.dtype.type)
+        if n >= PARALLEL_MIN_SIZE:
+            rmsprop_parallel(x, g, s0, s1, s2, c)
         else:
-            kernels.rmsprop(x, g, s0, s1, s2, coef)
+            rmsprop_serial(x, g, s0, s1, s2, c)
     if info[HAS_BOUNDS] != 0:
         lo = ws[int(info[R_LO])]
         hi = ws[int(info[R_HI])]

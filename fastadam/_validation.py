@@ -18,14 +18,16 @@ def _describe(x):
     return type(x).__name__
 
 
-def check_array(x, name, writeable):
+def check_array(x, name, writeable, dtypes=FLOAT_DTYPES):
     """Check one parameter (``writeable=True``) or gradient array."""
     if not isinstance(x, np.ndarray):
         raise TypeError(
             f"{name} must be a numpy array (float32 or float64), got {type(x).__name__}"
         )
-    if x.dtype not in FLOAT_DTYPES:
-        raise TypeError(f"{name} must have dtype float32 or float64, got {x.dtype}")
+    if x.dtype not in dtypes:
+        raise TypeError(
+            f"{name} must have dtype float32 or float64 (or complex64/complex128), got {x.dtype}"
+        )
     if not x.flags.c_contiguous:
         raise ValueError(
             f"{name} must be C-contiguous (updated in place); got a strided view of shape "

@@ -1,79 +1,203 @@
-"""Optimizer objects: :class:`Adam`, :class:`AdamW` and :class:`RMSProp`.
+"""Optimizer objects: :class:`Adam`, :class:`AdamW`, :class:`RMSProp` and :class:`NAdam`.
 
-They own the state arrays, resolve a convention into coefficients once per step (in float64,
-on the host) and call the kernels of :mod:`fastadam.kernels` once per dtype for all their
-arrays. Changing ``lr`` (or passing a schedule) never recompiles anything.
+Each is a thin class over one algorithm of :mod:`fastadam.algorithms`: it names the
+keywords and their documentation; :class:`Optimizer` does the rest for all of them. An
+optimizer owns the state arrays, folds the hyperparameters into coefficients once per step
+(in float64, on the host) and calls the compiled loops once per dtype and parameter group.
+Changing ``lr`` (or passing a schedule) never recompiles anything.
 """
 
-from dataclasses import replace
+import copy
+import dataclasses
+import math
+import threading
 
 import numpy as np
 
-from . import _cpu, rules
 from . import _validation as val
-from .conventions import adam_convention, rmsprop_convention
+from .algorithms import adam as _adam
+from .algorithms import nadam as _nadam
+from .algorithms import rmsprop as _rmsprop
 
-__all__ = ["Adam", "AdamW", "RMSProp"]
+__all__ = ["Optimizer", "Adam", "AdamW", "RMSProp", "NAdam"]
+
+#: keywords of every optimizer that are not hyperparameters of the algorithm
+_RUN_KEYWORDS = ("convention", "skip_nonfinite", "stream", "mixed_precision")
 
 
-class _Optimizer:
-    """Shared machinery: parameters, state arrays, validation, state_dict."""
+class _Group:
+    """One parameter group: the indices of its arrays, its resolved hyperparameters, the
+    values carried from step to step, and (per dtype) the arrays each kernel call takes."""
 
-    _state_names = ()  # names of the per-array state buffers, in kernel order
+    def __init__(self, indices, args, carry):
+        self.indices = indices
+        self.args = args
+        self.carry = carry
+        self.launches = []  # [(indices, (ps, s0s, s1s, s2s), counters)] per dtype
 
-    def __init__(self, params, lr, skip_nonfinite, stream, mixed_precision):
-        self._backend = _backend_for(params)
-        self._params, self._single = self._backend.check_params(
-            params, val.check_bool(mixed_precision, "mixed_precision")
+    def coefficients(self, spec, t, lr):
+        values = dict(self.args, lr=lr, **self.carry)
+        return spec.coefficients(t, *(values[n] for n in spec.arguments))
+
+
+class Optimizer:
+    """The machinery every optimizer shares: parameters and parameter groups, state arrays,
+    validation, stepping, ``state_dict`` and copies. Subclasses set :attr:`algorithm` and
+    translate their keywords with :meth:`_arguments`.
+
+    Thread safety: :meth:`step`, :meth:`state_dict` and :meth:`load_state_dict` hold a lock,
+    so concurrent calls from several threads never lose or interleave a step.
+    """
+
+    #: The :class:`fastadam.algorithms.Algorithm` this optimizer runs.
+    algorithm = None
+    _decoupled_default = None
+
+    def __init__(self, params, *, convention="pytorch", skip_nonfinite=False, stream=None,
+                 mixed_precision=False, **hyperparameters):  # fmt: skip
+        spec = self.algorithm
+        arrays, self._single, overrides = _split_groups(params)
+        self._backend = _backend_for(arrays)
+        self._mixed_precision = val.check_bool(mixed_precision, "mixed_precision")
+        self._params, _ = self._backend.check_params(
+            arrays[0] if self._single else arrays, self._mixed_precision
         )
         self._stream = self._backend.check_stream(stream)
-        self._lr = val.check_lr(lr)
         self.skip_nonfinite = val.check_bool(skip_nonfinite, "skip_nonfinite")
+        self._convention_name = convention
+        defaults = self._resolve(convention, self._arguments(hyperparameters))
+        self._knobs = {n: v for n, v in defaults.items() if isinstance(v, bool)}
+        self._groups = []
+        start = 0
+        for k, (count, override) in enumerate(overrides):
+            given = self._arguments(override, group=True)
+            fixed = sorted(n for n in given if n in self._knobs or n in spec.state_arguments)
+            if fixed:
+                raise ValueError(
+                    f"params[{k}] sets {fixed}: formula switches are the same for every "
+                    "group; only numeric hyperparameters (lr, weight_decay, ...) may differ"
+                )
+            args = self._resolve(convention, {**defaults, **given})
+            args.update(self._knobs)
+            self._groups.append(_Group(list(range(start, start + count)), args, {}))
+            start += count
+        for group in self._groups:
+            group.carry = {name: self._initial_carry(name, group.args) for name in spec.carry}
         self.t = 0
-        # one group of array indices per dtype, so that each kernel call sees one dtype
-        groups = {}
-        for i, p in enumerate(self._params):
-            groups.setdefault(p.dtype, []).append(i)
-        self._groups = list(groups.values())
-        self._skips = [self._backend.counters(len(idx)) for idx in self._groups]
+        self._lock = threading.Lock()
+        self._allocate()
+        self._prepare()
 
-    def _allocate(self, used, initial=None):
-        """Allocate the state buffers named in ``used``; the others are not accessed by the
-        kernels and are passed as aliases of the first buffer."""
-        initial = initial or {}
+    # -- arguments ------------------------------------------------------------------------
+    def _arguments(self, keywords, group=False):
+        """Translate this class's keywords into the algorithm's argument names."""
+        return dict(keywords)
+
+    def _resolve(self, convention, given):
+        """Validated arguments, the convention's defaults filled in (TypeError with this
+        class's name for an unknown keyword)."""
+        try:
+            return self.algorithm.resolve(convention, **given)
+        except TypeError as exc:
+            if "unexpected keyword" not in str(exc):
+                raise
+            names = sorted(
+                set(given) - set(self.algorithm.arguments + self.algorithm.state_arguments)
+            )
+            valid = ", ".join(self._keywords())
+            raise TypeError(
+                f"{type(self).__name__}() got unexpected keyword argument(s) {names}; valid "
+                f"keywords: {valid}"
+            ) from None
+
+    @classmethod
+    def _keywords(cls):
+        code = cls.__init__.__code__
+        names = code.co_varnames[1 : code.co_argcount + code.co_kwonlyargcount]
+        return [n for n in names if n != "params"]
+
+    def _initial_carry(self, name, args):
+        before = self.algorithm.carry[name]
+        code = getattr(before, "py_func", before).__code__
+        names = code.co_varnames[1 : code.co_argcount]
+        return float(before(1, *(args[n] for n in names)))
+
+    # -- state arrays ---------------------------------------------------------------------
+    def _allocate(self):
+        """The state buffers, per parameter: allocated where the group's coefficients use
+        them (else None), with the convention's initial values."""
+        spec, b = self.algorithm, self._backend
+        conv = spec.convention(self._convention_name)
+        self._state = {name: [None] * len(self._params) for name in spec.State._fields}
+        for group in self._groups:
+            coef = group.coefficients(spec, 1, _lr_value(group.args["lr"]))
+            used = (True, *spec.buffers(coef))
+            initial = spec.initial_state(group.args, conv)
+            for name, use, value in zip(spec.State._fields, used, initial, strict=True):
+                if use:
+                    for i in group.indices:
+                        self._state[name][i] = b.full(self._params[i], value, self._stream)
+        self._state = {k: v for k, v in self._state.items() if v[0] is not None}
+
+    def _prepare(self):
+        """Per group and dtype, the tuples of flat arrays each kernel call takes (unused
+        buffers are passed as the first one, which the loops then do not access)."""
         b = self._backend
-        self._state = {}
-        for name in self._state_names:
-            if name in used:
-                self._state[name] = [
-                    b.full(p, initial.get(name, 0.0), self._stream) for p in self._params
-                ]
-        first = self._state[self._state_names[0]]
-        buffers = (
-            [b.flat(p) for p in self._params],
-            *(self._state.get(name, first) for name in self._state_names),
-        )
-        # per dtype group: the tuples of parameter and state arrays that every step passes
-        self._group_args = [
-            tuple(tuple(a[i] for i in idx) for a in buffers) for idx in self._groups
-        ]
+        first = next(iter(self._state.values()))
+        for group in self._groups:
+            by_dtype = {}
+            for i in group.indices:
+                by_dtype.setdefault(b.kernel_dtype(self._params[i]), []).append(i)
+            group.launches = []
+            for idx in by_dtype.values():
+                arrays = [tuple(b.flat(self._params[i]) for i in idx)]
+                for name in self.algorithm.State._fields:
+                    buffers = self._state.get(name, first)
+                    arrays.append(tuple(buffers[i] for i in idx))
+                counters = b.counters(len(idx))
+                group.launches.append((idx, tuple(arrays), counters))
 
-    # -- learning rate -------------------------------------------------------------------
+    # -- hyperparameters ------------------------------------------------------------------
     @property
     def lr(self):
-        """The learning rate: a float, or a callable ``lr(t)`` evaluated at every step."""
-        return self._lr
+        """The learning rate (of the first group): a float, or a callable ``lr(t)``
+        evaluated at every step. Setting it sets every group's."""
+        return self._groups[0].args["lr"]
 
     @lr.setter
     def lr(self, value):
-        self._lr = val.check_lr(value)
+        value = val.check_lr(value)
+        for group in self._groups:
+            group.args["lr"] = value
+
+    @property
+    def param_groups(self):
+        """Per group, its parameter indices and hyperparameters (copies, as dicts)."""
+        return [dict(group.args, params=list(group.indices)) for group in self._groups]
+
+    @property
+    def convention(self):
+        """The resolved convention, with the knobs this optimizer sets."""
+        conv = self.algorithm.convention(self._convention_name)
+        names = {f.name for f in dataclasses.fields(conv)}
+        return dataclasses.replace(conv, **{k: v for k, v in self._knobs.items() if k in names})
+
+    def __getattr__(self, name):
+        # the first group's hyperparameters and the knobs, as attributes (opt.eps, ...)
+        if name.startswith("_") or "_groups" not in self.__dict__:
+            raise AttributeError(name)
+        args = self._groups[0].args
+        if name in args:
+            return args[name]
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     @property
     def nonfinite_skips(self):
         """Per parameter array, the number of steps skipped for a non-finite gradient."""
         out = np.zeros(len(self._params), dtype=np.int64)
-        for idx, skips in zip(self._groups, self._skips, strict=True):
-            out[idx] = self._backend.to_numpy(skips)
+        for group in self._groups:
+            for idx, _, counters in group.launches:
+                out[idx] = self._backend.to_numpy(counters)
         return out
 
     @property
@@ -81,14 +205,15 @@ class _Optimizer:
         """The parameter arrays (updated in place): one array or a list, as passed."""
         return self._params[0] if self._single else list(self._params)
 
-    # -- stepping ------------------------------------------------------------------------
+    # -- stepping -------------------------------------------------------------------------
     def step(self, grads):
         """Apply one update in place.
 
         Parameters
         ----------
         grads : ndarray or list of ndarray
-            Same structure, shapes and dtypes as ``params``.
+            Same structure, shapes and dtypes as ``params`` (for parameter groups: one
+            gradient per array, in the order of the groups).
 
         Raises
         ------
@@ -96,107 +221,230 @@ class _Optimizer:
             Mismatched or invalid gradients, or a schedule returning an invalid ``lr``;
             nothing is written in that case.
         """
-        b = self._backend
+        b, spec = self._backend, self.algorithm
         grads = b.check_grads(grads, self._params, self._single)
-        t = self.t + 1
-        coef = self._coefficients(t, val.lr_at(self._lr, t))
-        many = self._many(b)
-        if len(self._groups) == 1:
-            ps, *state = self._group_args[0]
-            gs = tuple(map(b.flat, grads))
-            many(ps, gs, *state, coef, self.skip_nonfinite, self._skips[0], self._stream)
-        else:
-            for idx, (ps, *state), skips in zip(
-                self._groups, self._group_args, self._skips, strict=True
-            ):
-                gs = tuple(b.flat(grads[i]) for i in idx)
-                many(ps, gs, *state, coef, self.skip_nonfinite, skips, self._stream)
-        self.t = t
+        with self._lock:
+            t = self.t + 1
+            coefs = [g.coefficients(spec, t, val.lr_at(g.args["lr"], t)) for g in self._groups]
+            for group, coef in zip(self._groups, coefs, strict=True):
+                for idx, arrays, counters in group.launches:
+                    gs = tuple(b.flat(grads[i]) for i in idx)
+                    b.update(spec, arrays, gs, coef, self.skip_nonfinite, counters,
+                             self._stream)  # fmt: skip
+                group.carry = {name: float(getattr(coef, name)) for name in spec.carry}
+            self.t = t
 
-    # -- state ---------------------------------------------------------------------------
+    # -- state ----------------------------------------------------------------------------
     def state_dict(self):
-        """The optimizer state as a flat dict of numpy arrays and Python scalars.
+        """The optimizer's state and hyperparameters, as a flat dict of numpy arrays and
+        Python scalars.
 
         It can be saved with ``np.savez(file, **opt.state_dict())`` and restored with
-        ``opt.load_state_dict(np.load(file))``. Keys: ``optimizer``, ``convention``, ``t``,
-        ``nonfinite_skips`` and ``<buffer>.<i>`` for each state buffer and parameter array
-        (copies, shaped like the parameters).
+        ``opt.load_state_dict(np.load(file))``. Keys: ``optimizer``, ``algorithm``,
+        ``convention``, ``t``, ``nonfinite_skips``; ``knob.<name>`` for each formula switch;
+        ``group.<k>.<name>`` for each group's hyperparameters (``lr`` is NaN for a
+        schedule, which is not saved) and ``group.<k>.params``; ``carry.<k>.<name>``; and
+        ``<buffer>.<i>`` for each state buffer and parameter array (copies, shaped and typed
+        like the parameters).
         """
-        out = {
-            "optimizer": type(self).__name__,
-            "convention": self.convention.name,
-            "t": int(self.t),
-            "nonfinite_skips": self.nonfinite_skips,
-        }
-        for name, buffers in self._state.items():
-            for i, (b, p) in enumerate(zip(buffers, self._params, strict=True)):
-                out[f"{name}.{i}"] = self._backend.to_numpy(b).reshape(p.shape)
-        return out
+        with self._lock:
+            out = {
+                "optimizer": type(self).__name__,
+                "algorithm": self.algorithm.name,
+                "convention": self._convention_name,
+                "t": int(self.t),
+                "nonfinite_skips": self.nonfinite_skips,
+            }
+            out.update({f"knob.{k}": v for k, v in self._knobs.items()})
+            for k, group in enumerate(self._groups):
+                out[f"group.{k}.params"] = np.asarray(group.indices, dtype=np.int64)
+                for name, value in group.args.items():
+                    if name not in self._knobs:
+                        out[f"group.{k}.{name}"] = math.nan if callable(value) else value
+                out.update({f"carry.{k}.{n}": v for n, v in group.carry.items()})
+            for name, buffers in self._state.items():
+                for i, (buf, p) in enumerate(zip(buffers, self._params, strict=True)):
+                    out[f"{name}.{i}"] = self._backend.to_param_layout(buf, p)
+            return out
 
     def load_state_dict(self, state):
-        """Restore a :meth:`state_dict`; the resumed run is bitwise identical.
+        """Restore a :meth:`state_dict`: state arrays, step count and hyperparameters; the
+        resumed run is bitwise identical.
+
+        Everything is checked before anything is changed: the optimizer class, algorithm,
+        convention and formula switches must be this optimizer's; the groups must hold the
+        same arrays; hyperparameters are validated as the constructor validates them; the
+        buffers must have this optimizer's shapes and dtypes.
 
         Raises
         ------
-        ValueError
-            The state comes from another optimizer type or convention, has other buffers
-            (for example AMSGrad on one side only) or other shapes or dtypes. Nothing is
-            changed in that case.
+        ValueError, TypeError
+            The state does not fit this optimizer; nothing is changed in that case.
         """
+        with self._lock:
+            loaded = _checked_state(self, state)
+            for name, buffers in self._state.items():
+                for i, buf in enumerate(buffers):
+                    self._backend.assign(buf, loaded["buffers"][name, i])
+            for group, args, carry in zip(self._groups, loaded["args"], loaded["carry"],
+                                          strict=True):  # fmt: skip
+                group.args, group.carry = args, carry
+                for idx, _, counters in group.launches:
+                    self._backend.assign(counters, loaded["skips"][idx])
+            self.t = loaded["t"]
 
-        def scalar(key):
-            if key not in state:
-                raise ValueError(f"state is missing {key!r}; was it made by state_dict()?")
-            value = state[key]
-            return value.item() if isinstance(value, np.ndarray) else value
+    # -- copies ---------------------------------------------------------------------------
+    def __getstate__(self):
+        with self._lock:
+            out = dict(self.__dict__)
+        for key in ("_lock", "_backend"):
+            out.pop(key)
+        out["_skips"] = self.nonfinite_skips
+        out["_groups"] = [_Group(g.indices, dict(g.args), dict(g.carry)) for g in self._groups]
+        return out
 
-        kind = scalar("optimizer")
-        if kind != type(self).__name__:
-            raise ValueError(f"state comes from a {kind} optimizer, not {type(self).__name__}")
-        conv = scalar("convention")
-        if conv != self.convention.name:
-            raise ValueError(
-                f"state comes from convention {conv!r}, this optimizer uses "
-                f"{self.convention.name!r}"
-            )
-        t = scalar("t")
-        if isinstance(t, bool) or not isinstance(t, (int, np.integer)) or t < 0:
-            raise ValueError(f"state['t'] must be a non-negative integer, got {t!r}")
-        expected = {f"{n}.{i}" for n in self._state for i in range(len(self._params))}
-        given = {k for k in state if "." in k}
-        if given != expected:
-            raise ValueError(
-                f"state buffers do not match this optimizer: missing {sorted(expected - given)},"
-                f" unexpected {sorted(given - expected)}"
-            )
-        skips = np.asarray(state.get("nonfinite_skips", np.zeros(len(self._params))))
-        if skips.shape != (len(self._params),):
-            raise ValueError("state['nonfinite_skips'] has the wrong length")
-        for key in expected:
-            i = int(key.rsplit(".", 1)[1])
-            a, p = np.asarray(state[key]), self._params[i]
-            dtype = self._state[key.rsplit(".", 1)[0]][i].dtype
-            if a.shape != p.shape or a.dtype != dtype:
-                raise ValueError(
-                    f"state[{key!r}] is {a.dtype} {a.shape}; this optimizer's buffer for "
-                    f"parameter {i} is {dtype} {p.shape}"
-                )
-        for name, buffers in self._state.items():
-            for i, b in enumerate(buffers):
-                self._backend.assign(b, state[f"{name}.{i}"])
-        for idx, group_skips in zip(self._groups, self._skips, strict=True):
-            self._backend.assign(group_skips, skips[idx])
-        self.t = int(t)
+    def __setstate__(self, state):
+        skips = state.pop("_skips")
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+        self._backend = _backend_for(self._params)
+        self._prepare()
+        for group in self._groups:
+            for idx, _, counters in group.launches:
+                self._backend.assign(counters, skips[idx])
+
+    def __deepcopy__(self, memo):
+        new = object.__new__(type(self))
+        memo[id(self)] = new
+        new.__setstate__(copy.deepcopy(self.__getstate__(), memo))
+        return new
 
     def __repr__(self):
         sizes = ", ".join(f"{p.dtype}{list(p.shape)}" for p in self._params)
         return (
-            f"{type(self).__name__}(convention={self.convention.name!r}, lr={self._lr!r}, "
+            f"{type(self).__name__}(convention={self._convention_name!r}, lr={self.lr!r}, "
             f"t={self.t}, params=[{sizes}])"
         )
 
 
-class Adam(_Optimizer):
+def _lr_value(lr):
+    return 0.0 if callable(lr) else lr
+
+
+def _checked_state(opt, state):
+    """Everything :meth:`Optimizer.load_state_dict` will write, validated."""
+
+    def scalar(key):
+        if key not in state:
+            raise ValueError(
+                f"state is missing {key!r}; was it made by state_dict() of this fastadam?"
+            )
+        value = state[key]
+        return value.item() if isinstance(value, np.ndarray) and value.ndim == 0 else value
+
+    spec = opt.algorithm
+    for key, mine in (("optimizer", type(opt).__name__), ("algorithm", spec.name),
+                      ("convention", opt._convention_name)):  # fmt: skip
+        if scalar(key) != mine:
+            raise ValueError(
+                f"state comes from {key} {scalar(key)!r}, this optimizer's is {mine!r}"
+            )
+    for name, mine in opt._knobs.items():
+        if scalar(f"knob.{name}") != mine:
+            raise ValueError(
+                f"state was made with {name}={scalar(f'knob.{name}')!r} but this optimizer has "
+                f"{name}={mine!r}: a different formula; create the optimizer with the same "
+                "options to resume"
+            )
+    t = scalar("t")
+    if isinstance(t, bool) or not isinstance(t, (int, np.integer)) or t < 0:
+        raise ValueError(f"state['t'] must be a non-negative integer, got {t!r}")
+    args_list, carry_list = [], []
+    for k, group in enumerate(opt._groups):
+        indices = np.asarray(scalar(f"group.{k}.params"))
+        if indices.tolist() != group.indices:
+            raise ValueError(
+                f"state's group {k} holds arrays {indices.tolist()}, not {group.indices}"
+            )
+        given = {n: scalar(f"group.{k}.{n}") for n in group.args if n not in opt._knobs}
+        given = {n: v.item() if isinstance(v, np.generic) else v for n, v in given.items()}
+        lr = given.pop("lr")
+        if isinstance(lr, float) and math.isnan(lr):
+            if not callable(group.args["lr"]):
+                raise ValueError("state's lr was a schedule (not saved); set opt.lr to it first")
+            lr = group.args["lr"]
+        args = opt._resolve(opt._convention_name, {**given, **opt._knobs})
+        args["lr"] = val.check_lr(lr)
+        args_list.append(args)
+        carry_list.append({n: float(scalar(f"carry.{k}.{n}")) for n in group.carry})
+    expected = {f"{n}.{i}" for n in opt._state for i in range(len(opt._params))}
+    given = {k for k in state if k.count(".") == 1 and k.split(".")[0] in spec.State._fields}
+    if given != expected:
+        raise ValueError(
+            f"state buffers do not match this optimizer: missing {sorted(expected - given)}, "
+            f"unexpected {sorted(given - expected)}"
+        )
+    buffers = {}
+    for key in expected:
+        name, i = key.split(".")
+        a, p = np.asarray(state[key]), opt._params[int(i)]
+        dtype = opt._backend.layout_dtype(p)
+        if a.shape != p.shape or a.dtype != dtype:
+            raise ValueError(
+                f"state[{key!r}] is {a.dtype} {a.shape}; this optimizer's buffer for parameter "
+                f"{i} is {dtype} {p.shape}"
+            )
+        buffers[name, int(i)] = a
+    skips = np.asarray(state.get("nonfinite_skips", np.zeros(len(opt._params), np.int64)))
+    if skips.shape != (len(opt._params),) or skips.dtype.kind not in "iu" or (skips < 0).any():
+        raise ValueError(
+            f"state['nonfinite_skips'] must hold {len(opt._params)} non-negative integers"
+        )
+    return dict(t=int(t), args=args_list, carry=carry_list, buffers=buffers, skips=skips)
+
+
+def _split_groups(params):
+    """``(arrays, single, [(count, overrides)])`` for one array, a list of arrays, or a list
+    of parameter groups (dicts with ``"params"`` and hyperparameters, as in torch.optim)."""
+    if isinstance(params, (list, tuple)) and params and all(isinstance(g, dict) for g in params):
+        arrays, groups = [], []
+        for k, group in enumerate(params):
+            if "params" not in group:
+                raise ValueError(f"params[{k}] is a parameter group without a 'params' key")
+            members = group["params"]
+            members = list(members) if isinstance(members, (list, tuple)) else [members]
+            if not members:
+                raise ValueError(f"params[{k}]['params'] is empty")
+            arrays += members
+            groups.append((len(members), {n: v for n, v in group.items() if n != "params"}))
+        return arrays, False, groups
+    if isinstance(params, (list, tuple)):
+        if any(isinstance(g, dict) for g in params):
+            raise TypeError("params mixes arrays and parameter groups (dicts); use one kind")
+        return list(params), False, [(len(params), {})]
+    return [params], True, [(1, {})]
+
+
+def _backend_for(params):
+    """The CPU backend for numpy arrays, the GPU backend for CUDA arrays."""
+    first = params[0] if params else None
+    if not isinstance(first, np.ndarray) and (
+        hasattr(first, "__cuda_array_interface__")
+        or type(first).__module__.startswith("numba.cuda")
+    ):
+        try:
+            from .cuda import backend
+        except ImportError as exc:
+            raise ImportError(
+                f"CUDA arrays need numba-cuda: pip install 'fastadam[cuda]' (import failed: {exc})"
+            ) from exc
+        return backend
+    from .cpu import backend
+
+    return backend
+
+
+class Adam(Optimizer):
     r"""Adam, in place, in the definition of a named framework.
 
     With :math:`g_t` the gradient (sign-flipped if ``maximize``, plus :math:`wd\,\theta` for
@@ -220,8 +468,12 @@ class Adam(_Optimizer):
 
     Parameters
     ----------
-    params : ndarray or list of ndarray
-        float32 or float64, C-contiguous, writeable; updated in place by :meth:`step`.
+    params : ndarray, list of ndarray, or list of dict
+        float32 or float64 (or complex64/complex128: real and imaginary parts are updated as
+        independent reals, as in torch), C-contiguous, writeable; updated in place by
+        :meth:`step`. A list of dicts gives parameter groups as in torch.optim:
+        ``[{"params": [w1, w2]}, {"params": [b], "lr": 1e-2, "weight_decay": 0.0}]``, each
+        with its own hyperparameters (the keywords below are their defaults).
     lr : float or callable, optional
         Learning rate, or a schedule ``lr(t) -> float`` with ``t`` starting at 1.
     betas : (float, float), optional
@@ -252,16 +504,18 @@ class Adam(_Optimizer):
         CUDA arrays only: accept float16 parameters and gradients, with float32 state and
         float32 arithmetic (the state is never kept in half precision).
     eps_hat, amsgrad_corrected : bool, optional
-        Convention knobs, see :class:`fastadam.conventions.AdamConvention`.
+        Convention knobs, see :class:`fastadam.algorithms.adam.Convention`.
 
     Attributes
     ----------
     t : int
         Steps taken.
-    convention : AdamConvention
+    convention : Convention
         The resolved convention (knobs included).
     nonfinite_skips : ndarray of int64
         Per array, the number of steps skipped for a non-finite gradient.
+    param_groups : list of dict
+        Each group's arrays (indices) and hyperparameters.
 
     Examples
     --------
@@ -273,68 +527,52 @@ class Adam(_Optimizer):
     array([ 0.9, -1.9])
     """
 
-    _state_names = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
-    _decoupled_default = None
+    algorithm = _adam.SPEC
 
     def __init__(
         self, params, lr=None, betas=None, eps=None, *, weight_decay=None,
         decoupled_weight_decay=None, amsgrad=False, maximize=False, eps_root=None,
         bias_correction=None, convention="pytorch", skip_nonfinite=False, stream=None,
-        mixed_precision=False, **knobs,
+        mixed_precision=False, eps_hat=None, amsgrad_corrected=None,
     ):  # fmt: skip
-        conv = adam_convention(convention, _caller=_caller(self, Adam.__init__), **knobs)
-        if bias_correction is not None:
-            conv = replace(
-                conv, bias_correction=val.check_bool(bias_correction, "bias_correction")
-            )
-        decoupled = self._decoupled_default if decoupled_weight_decay is None else (
-            val.check_bool(decoupled_weight_decay, "decoupled_weight_decay"))  # fmt: skip
-        if decoupled is None:
-            decoupled = conv.decoupled_weight_decay
-        conv = replace(conv, decoupled_weight_decay=decoupled)
-        if weight_decay is None:
-            weight_decay = conv.adamw_weight_decay if self._decoupled_default else 0.0
-        if betas is None:
-            betas = (conv.beta1, conv.beta2)
-        if not isinstance(betas, (tuple, list, np.ndarray)) or len(betas) != 2:
-            raise TypeError(f"betas must be a pair (beta1, beta2), got {betas!r}")
-        self.betas = (val.check_beta(betas[0], "beta1"), val.check_beta(betas[1], "beta2"))
-        self.eps_root = val.check_real(conv.eps_root if eps_root is None else eps_root,
-                                       "eps_root", low=0.0)  # fmt: skip
-        self.eps = val.check_real(conv.eps if eps is None else eps, "eps", low=0.0)
-        if self.eps == 0 and self.eps_root == 0:
-            raise ValueError(
-                "eps=0 (with eps_root=0) divides by zero wherever a gradient element has "
-                f"always been 0; use eps > 0 (convention {conv.name!r} default: {conv.eps:g})"
-            )
-        self.weight_decay = val.check_real(weight_decay, "weight_decay", low=0.0)
-        self.amsgrad = val.check_bool(amsgrad, "amsgrad")
-        self.maximize = val.check_bool(maximize, "maximize")
-        if self.amsgrad and not conv.has_amsgrad:
-            raise ValueError(f"convention {conv.name!r} has no amsgrad; use 'keras' or 'pytorch'")
-        if (self.weight_decay or self._decoupled_default) and not conv.has_weight_decay:
+        conv = self.algorithm.convention(convention)
+        if self._decoupled_default and not conv.has_weight_decay:
             raise ValueError(
                 f"convention {conv.name!r} has no weight decay (so no AdamW); use 'keras' for "
                 "the same epsilon-hat formula with decoupled decay"
             )
-        self.convention = conv
+        if decoupled_weight_decay is None:
+            decoupled_weight_decay = self._decoupled_default
+        if weight_decay is None and self._decoupled_default:
+            weight_decay = conv.adamw_weight_decay
         super().__init__(
-            params, conv.lr if lr is None else lr, skip_nonfinite, stream, mixed_precision
-        )
-        used = {"exp_avg", "exp_avg_sq"} | ({"max_exp_avg_sq"} if self.amsgrad else set())
-        self._allocate(used)
-
-    @staticmethod
-    def _many(backend):
-        return backend.adam_many
-
-    def _coefficients(self, t, lr):
-        c = self.convention
-        return rules.adam_coefficients(
-            t, lr, self.betas[0], self.betas[1], self.eps, self.eps_root, self.weight_decay,
-            c.decoupled_weight_decay, c.eps_hat, c.bias_correction, self.maximize,
-            self.amsgrad, c.amsgrad_corrected,
+            params, convention=convention, skip_nonfinite=skip_nonfinite, stream=stream,
+            mixed_precision=mixed_precision, lr=lr, betas=betas, eps=eps,
+            weight_decay=weight_decay, decoupled_weight_decay=decoupled_weight_decay,
+            amsgrad=amsgrad, maximize=maximize, eps_root=eps_root,
+            bias_correction=bias_correction, eps_hat=eps_hat,
+            amsgrad_corrected=amsgrad_corrected,
         )  # fmt: skip
+
+    def _arguments(self, keywords, group=False):
+        out = dict(keywords)
+        if "betas" in out:
+            out.update(_betas(out.pop("betas")))
+        return out
+
+    @property
+    def betas(self):
+        """:math:`(\\beta_1, \\beta_2)` of the first group."""
+        args = self._groups[0].args
+        return args["beta1"], args["beta2"]
+
+
+def _betas(betas):
+    if betas is None:
+        return {}
+    if not isinstance(betas, (tuple, list, np.ndarray)) or len(betas) != 2:
+        raise TypeError(f"betas must be a pair (beta1, beta2), got {betas!r}")
+    return {"beta1": betas[0], "beta2": betas[1]}
 
 
 class AdamW(Adam):
@@ -360,7 +598,7 @@ class AdamW(Adam):
     _decoupled_default = True
 
 
-class RMSProp(_Optimizer):
+class RMSProp(Optimizer):
     r"""RMSProp, in place, in the definition of a named framework.
 
     .. math::
@@ -380,8 +618,9 @@ class RMSProp(_Optimizer):
 
     Parameters
     ----------
-    params : ndarray or list of ndarray
-        float32 or float64, C-contiguous, writeable; updated in place by :meth:`step`.
+    params : ndarray, list of ndarray, or list of dict
+        As for :class:`Adam` (parameter groups may set ``lr``, ``decay``, ``eps``,
+        ``momentum``, ``weight_decay``).
     lr : float or callable, optional
         Learning rate, or a schedule ``lr(t) -> float`` (``t`` from 1).
     decay : float, optional
@@ -400,81 +639,102 @@ class RMSProp(_Optimizer):
         Whose definition to reproduce; supplies every default left as None.
     skip_nonfinite, stream, mixed_precision
         As for :class:`Adam`.
-    **knobs
-        ``eps_in_sqrt``, ``lr_in_momentum``, ``initial_scale``, ``bias_correction``,
-        ``nesterov``, ``decoupled_weight_decay``: see
-        :class:`fastadam.conventions.RMSPropConvention` (``nesterov`` changes nothing
-        without momentum, as in optax).
+    eps_in_sqrt, lr_in_momentum, initial_scale, bias_correction, nesterov, decoupled_weight_decay
+        Convention knobs: see :class:`fastadam.algorithms.rmsprop.Convention`
+        (``nesterov`` changes nothing without momentum, as in optax).
     """
 
-    _state_names = ("square_avg", "grad_avg", "momentum_buffer")
+    algorithm = _rmsprop.SPEC
 
     def __init__(
-        self, params, lr=None, decay=None, eps=None, *, momentum=0.0, centered=False,
-        weight_decay=0.0, maximize=False, convention="pytorch", skip_nonfinite=False, stream=None,
-        mixed_precision=False, **knobs,
+        self, params, lr=None, decay=None, eps=None, *, momentum=None, centered=None,
+        weight_decay=None, maximize=None, convention="pytorch", skip_nonfinite=False,
+        stream=None, mixed_precision=False, eps_in_sqrt=None, lr_in_momentum=None,
+        initial_scale=None, bias_correction=None, nesterov=None, decoupled_weight_decay=None,
     ):  # fmt: skip
-        conv = rmsprop_convention(convention, _caller=_caller(self, RMSProp.__init__), **knobs)
-        self.decay = val.check_real(conv.decay if decay is None else decay, "decay",
-                                    low=0.0, high=1.0, high_open=True)  # fmt: skip
-        self.eps = val.check_real(conv.eps if eps is None else eps, "eps", low=0.0)
-        self.momentum = val.check_real(momentum, "momentum", low=0.0)
-        self.centered = val.check_bool(centered, "centered")
-        self.weight_decay = val.check_real(weight_decay, "weight_decay", low=0.0)
-        self.maximize = val.check_bool(maximize, "maximize")
-        val.check_real(conv.initial_scale, "initial_scale", low=0.0)
-        if not conv.has_momentum and (self.momentum or self.centered or conv.nesterov):
-            raise ValueError(
-                f"convention {conv.name!r} has no momentum or centering; use 'pytorch'"
-            )
-        if self.weight_decay and not conv.has_weight_decay:
-            raise ValueError(f"convention {conv.name!r} has no weight decay; use 'pytorch'")
-        if self.eps == 0 and (self.centered or conv.initial_scale == 0):
-            raise ValueError(
-                "eps=0 divides by zero wherever the mean square is 0 (a gradient element "
-                f"that has always been 0); use eps > 0 (convention {conv.name!r} default: "
-                f"{conv.eps:g})"
-            )
-        self.convention = conv
         super().__init__(
-            params, conv.lr if lr is None else lr, skip_nonfinite, stream, mixed_precision
-        )
-        used = {"square_avg"}
-        if self.centered:
-            used.add("grad_avg")
-        if self.momentum > 0:
-            used.add("momentum_buffer")
-        self._allocate(used, {"square_avg": conv.initial_scale})
-
-    @staticmethod
-    def _many(backend):
-        return backend.rmsprop_many
-
-    def _coefficients(self, t, lr):
-        c = self.convention
-        return rules.rmsprop_coefficients(
-            t, lr, self.decay, self.eps, self.momentum, self.weight_decay,
-            c.decoupled_weight_decay, c.eps_in_sqrt, c.lr_in_momentum, c.bias_correction,
-            self.maximize, self.centered, c.nesterov,
+            params, convention=convention, skip_nonfinite=skip_nonfinite, stream=stream,
+            mixed_precision=mixed_precision, lr=lr, decay=decay, eps=eps, momentum=momentum,
+            centered=centered, weight_decay=weight_decay, maximize=maximize,
+            eps_in_sqrt=eps_in_sqrt, lr_in_momentum=lr_in_momentum,
+            initial_scale=initial_scale, bias_correction=bias_correction, nesterov=nesterov,
+            decoupled_weight_decay=decoupled_weight_decay,
         )  # fmt: skip
 
 
-def _caller(opt, init):
-    """The class name and explicit keywords, for the unknown-keyword message."""
-    names = init.__code__.co_varnames[
-        1 : init.__code__.co_argcount + init.__code__.co_kwonlyargcount
-    ]
-    return type(opt).__name__, [n for n in names if n != "params"]
+class NAdam(Optimizer):
+    r"""NAdam (Dozat, "Incorporating Nesterov Momentum into Adam"), in place, in the
+    definition of PyTorch, Keras or optax.
 
+    With the momentum schedule :math:`\mu_t = \beta_1(1 - \tfrac12\,0.96^{t\psi})` and
+    :math:`P_t = \mu_1\cdots\mu_t`:
 
-def _backend_for(params):
-    """The CPU backend for numpy arrays, the GPU backend for CUDA arrays."""
-    first = params[0] if isinstance(params, (list, tuple)) and params else params
-    if not isinstance(first, np.ndarray) and (
-        hasattr(first, "__cuda_array_interface__")
-        or type(first).__module__.startswith("numba.cuda")
-    ):
-        from . import _gpu
+    .. math::
 
-        return _gpu
-    return _cpu
+        m_t &= \beta_1 m_{t-1} + (1-\beta_1) g_t, \qquad
+        v_t = \beta_2 v_{t-1} + (1-\beta_2) g_t^2 \\
+        \theta_t &= \theta_{t-1} - lr\left(\frac{\mu_{t+1}\,m_t}{1 - P_{t+1}}
+            + \frac{(1-\mu_t)\,g_t}{1 - P_t}\right) \Big/
+            \left(\sqrt{v_t/(1-\beta_2^t)} + \epsilon\right)
+
+    PyTorch (``torch.optim.NAdam``): :math:`\psi` = ``momentum_decay`` = 0.004, L2 weight
+    decay unless ``decoupled_weight_decay``; Keras (``keras.optimizers.Nadam``):
+    :math:`\psi = 1`, decoupled weight decay; optax (``optax.nadam``): no schedule,
+    :math:`\mu_t = \beta_1`.
+
+    Parameters
+    ----------
+    params : ndarray, list of ndarray, or list of dict
+        As for :class:`Adam`.
+    lr : float or callable, optional
+        Learning rate (PyTorch's default 2e-3; Keras and optax 1e-3) or a schedule.
+    betas : (float, float), optional
+        :math:`(\beta_1, \beta_2)`, each in [0, 1).
+    eps : float, optional
+        :math:`\epsilon` (PyTorch and optax 1e-8, Keras 1e-7).
+    weight_decay : float, default 0
+        Weight decay, L2 or decoupled as ``decoupled_weight_decay`` says.
+    momentum_decay : float, optional
+        :math:`\psi` (PyTorch 0.004, Keras 1).
+    decoupled_weight_decay : bool, optional
+        Decoupled weight decay; default from the convention (Keras: yes).
+    maximize : bool, default False
+        Maximize instead of minimize.
+    eps_root : float, optional
+        Added inside the square root (optax's ``eps_root``), default 0.
+    momentum_schedule : bool, optional
+        Knob: follow the schedule (PyTorch, Keras) or keep :math:`\mu_t = \beta_1` (optax).
+    convention : {'pytorch', 'keras', 'optax'}, default 'pytorch'
+        Whose definition to reproduce; supplies every default left as None.
+    skip_nonfinite, stream, mixed_precision
+        As for :class:`Adam`.
+
+    Examples
+    --------
+    >>> import numpy as np, fastadam as fa
+    >>> x = np.array([1.0, -2.0])
+    >>> opt = fa.NAdam(x, lr=0.1, convention="optax")
+    >>> for _ in range(3):
+    ...     opt.step(2 * x)
+    >>> bool(np.all(np.abs(x) < [1.0, 2.0]))
+    True
+    """
+
+    algorithm = _nadam.SPEC
+
+    def __init__(
+        self, params, lr=None, betas=None, eps=None, *, weight_decay=None,
+        momentum_decay=None, decoupled_weight_decay=None, maximize=None, eps_root=None,
+        momentum_schedule=None, convention="pytorch", skip_nonfinite=False, stream=None,
+        mixed_precision=False,
+    ):  # fmt: skip
+        super().__init__(
+            params, convention=convention, skip_nonfinite=skip_nonfinite, stream=stream,
+            mixed_precision=mixed_precision, lr=lr, betas=betas, eps=eps,
+            weight_decay=weight_decay, momentum_decay=momentum_decay,
+            decoupled_weight_decay=decoupled_weight_decay, maximize=maximize,
+            eps_root=eps_root, momentum_schedule=momentum_schedule,
+        )  # fmt: skip
+
+    _arguments = Adam._arguments
+    betas = Adam.betas

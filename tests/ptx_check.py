@@ -23,7 +23,8 @@ from numba import cuda  # noqa: E402
 from numba.core import types  # noqa: E402
 
 import fastadam.cuda as fc  # noqa: E402
-from fastadam import rules  # noqa: E402
+from fastadam import kernels  # noqa: E402
+from fastadam.algorithms import ALGORITHMS  # noqa: E402
 
 
 class _Hopper:
@@ -34,12 +35,8 @@ class _Hopper:
 # there is none, so name the one the PTX is for.
 _dispatcher.get_current_device = _Hopper
 
-ADAM_COEF = rules.adam_coefficients(
-    3, 1e-3, 0.9, 0.999, 1e-8, 0.0, 0.0, False, False, True, False, False, False
-)
-RMSPROP_COEF = rules.rmsprop_coefficients(
-    3, 1e-3, 0.9, 1e-8, 0.9, 0.0, False, True, True, False, False, True, False
-)
+#: a coefficient record per algorithm (only its types matter for the PTX)
+COEF = {name: getattr(kernels, f"{name}_coefficients")(3) for name in ALGORITHMS}
 _PARAM = re.compile(r"^\s*\.param\s+(?:\.align\s+(\d+)\s+)?\.(\w+)\s+\S+?(?:\[(\d+)\])?,?$")
 _SIZES = {"u64": 8, "s64": 8, "b64": 8, "f64": 8, "u32": 4, "s32": 4, "b32": 4, "f32": 4,
           "u16": 2, "s16": 2, "b16": 2, "f16": 2, "u8": 1, "s8": 1, "b8": 1}  # fmt: skip
@@ -87,10 +84,8 @@ def main(counts):
         print(f"NVVM unavailable: {type(exc).__name__}: {exc}")
         sys.exit(3)
     cases = []
-    for kind, scalar, vectors, coef in (
-        ("adam", fc.adam_kernel, fc.ADAM_VECTOR_KERNELS, ADAM_COEF),
-        ("rmsprop", fc.rmsprop_kernel, fc.RMSPROP_VECTOR_KERNELS, RMSPROP_COEF),
-    ):
+    for kind, coef in COEF.items():
+        scalar, vectors = fc.SCALAR_KERNELS[kind], fc.VECTOR_KERNELS[kind]
         for dtype, kernel in vectors.items():
             cases.append((f"{kind}_vector", kernel, dtype, dtype, coef))
             cases.append((f"{kind}_scalar", scalar, dtype, dtype, coef))
@@ -100,9 +95,9 @@ def main(counts):
             print(json.dumps(describe(*case[:4], n, case[4])), flush=True)
     # a strided ('A' layout) array must not compile into a 16-byte kernel
     strided = types.Array(types.float32, 1, "A")
-    kernel = fc.ADAM_VECTOR_KERNELS[np.dtype(np.float32)]
+    kernel = fc.VECTOR_KERNELS["adam"][np.dtype(np.float32)]
     sig = (types.UniTuple(strided, 1),) * 5 + (
-        numba.typeof(fc.cast_coefficients(ADAM_COEF, np.float32)),
+        numba.typeof(fc.cast_coefficients(COEF["adam"], np.float32)),
         types.Array(types.int32, 1, "C"), types.Array(types.int32, 1, "C"),
         types.Array(types.int64, 1, "C"),
     )  # fmt: skip

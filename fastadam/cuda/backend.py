@@ -1,35 +1,21 @@
 """The GPU backend of the optimizers: CUDA arrays, updated by :mod:`fastadam.cuda`.
 
-It offers the same operations as :mod:`fastadam._cpu`. Parameters and gradients may be any
+It offers the same operations as :mod:`fastadam.cpu.backend`. Parameters and gradients may be any
 array exposing ``__cuda_array_interface__`` (numba device arrays, CuPy arrays, PyTorch CUDA
 tensors). Parameters are viewed zero-copy as numba device arrays once; gradients are read
 at each step through their ``__cuda_array_interface__`` (data pointer, stream), and the
-launches that follow are cached (:mod:`fastadam._cuda_launch`). State lives on the same
+launches that follow are cached (:mod:`fastadam.cuda.launch`). State lives on the same
 device.
 """
 
 import math
 
 import numpy as np
+from numba import cuda
 
-from . import _validation as val
-
-try:
-    from numba import cuda
-
-    from . import _cuda_launch
-    from . import cuda as kernels
-except ImportError as exc:  # pragma: no cover - depends on the environment
-    cuda = None
-    _IMPORT_ERROR = exc
-
-
-def _require_cuda():
-    if cuda is None:
-        raise ImportError(
-            "CUDA arrays need numba-cuda: pip install 'fastadam[cuda]' "
-            f"(import failed: {_IMPORT_ERROR})"
-        )
+from .. import _validation as val
+from .. import cuda as kernels
+from . import launch as _cuda_launch
 
 
 def _not_cuda(x, name):
@@ -43,7 +29,6 @@ def _not_cuda(x, name):
 
 def _as_device(x, name):
     """A numba device-array view of ``x``, or TypeError if ``x`` is not a CUDA array."""
-    _require_cuda()
     if type(x).__module__.startswith("numba.cuda.simulator"):
         return x  # CUDA simulator arrays
     if hasattr(x, "__cuda_array_interface__") and not isinstance(x, np.ndarray):
@@ -86,7 +71,6 @@ def check_params(params, mixed_precision):
 
 
 def check_stream(stream):
-    _require_cuda()
     if stream is None or stream == 0:
         return 0
     if not (hasattr(stream, "handle") or kernels.SIMULATOR and hasattr(stream, "synchronize")):
@@ -146,7 +130,6 @@ def _as_grad(x, name):
         if not x.is_c_contiguous():
             raise ValueError(f"{name} must be a C-contiguous CUDA array")
         return x
-    _require_cuda()
     cai = getattr(x, "__cuda_array_interface__", None)
     if cai is None or isinstance(x, np.ndarray):
         raise _not_cuda(x, name)
@@ -314,9 +297,22 @@ def _plan(kind, ps, state, group, stream):
     return group.plan
 
 
-def adam_many(ps, gs, ms, vs, vmaxs, coef, skip_nonfinite, group, stream=0):
-    _plan("adam", ps, (ms, vs, vmaxs), group, stream).run(gs, coef, skip_nonfinite)
+def kernel_dtype(p):
+    """The dtype the kernels group arrays by (float16 parameters have float32 state)."""
+    return p.dtype
 
 
-def rmsprop_many(ps, gs, vs, gbars, bufs, coef, skip_nonfinite, group, stream=0):
-    _plan("rmsprop", ps, (vs, gbars, bufs), group, stream).run(gs, coef, skip_nonfinite)
+def layout_dtype(p):
+    """The dtype of a state buffer in ``state_dict`` (float32 for float16 parameters)."""
+    return state_dtype(p.dtype)
+
+
+def to_param_layout(buffer, p):
+    """A host copy of a state buffer, shaped like its parameter."""
+    return buffer.copy_to_host().reshape(p.shape)
+
+
+def update(spec, arrays, gs, coef, skip_nonfinite, group, stream=0):
+    """One step on tuples of flat device arrays of one dtype (see :class:`_Plan`)."""
+    ps, *state = arrays
+    _plan(spec.name, ps, tuple(state), group, stream).run(gs, coef, skip_nonfinite)

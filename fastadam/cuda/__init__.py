@@ -1,42 +1,46 @@
-"""GPU kernels: the rules of :mod:`fastadam.rules` compiled with numba-cuda.
+"""GPU kernels: the rules of :mod:`fastadam.algorithms` compiled with numba-cuda.
 
-The numba-cuda code of fastadam lives here (kernels, device functions) and in
-:mod:`fastadam._cuda_launch` (cached launches), so the CUDA backend can be swapped in one
-place. It needs the ``cuda`` extra (``pip install fastadam[cuda]``); it runs on the CUDA
-simulator with ``NUMBA_ENABLE_CUDASIM=1``.
+All of fastadam's numba-cuda code lives in this package: kernels and device functions
+here, cached launches in :mod:`fastadam.cuda.launch` and the optimizers' backend in
+:mod:`fastadam.cuda.backend`. It needs the ``cuda`` extra (``pip install
+fastadam[cuda]``); it runs on the CUDA simulator with ``NUMBA_ENABLE_CUDASIM=1``.
 
 Device functions, for a user's own ``@cuda.jit`` kernel
-    :data:`adam_update`, :data:`rmsprop_update` -- the scalar rules, compiled with
-    ``cuda.jit(device=True)`` from the same plain functions as the CPU kernels.
+    :data:`adam_update`, :data:`rmsprop_update`, :data:`nadam_update` -- the scalar rules,
+    compiled with ``cuda.jit(device=True)`` from the same plain functions as the CPU
+    kernels; they take a coefficient record (:func:`fastadam.kernels.adam_coefficients`,
+    cast to the arrays' dtype with :func:`cast_coefficients`).
 
 Kernels (tuples of up to :data:`MAX_ARRAYS_PER_LAUNCH` 1-D arrays in one launch)
-    :data:`adam_kernel`, :data:`rmsprop_kernel` -- one element per access; any alignment,
+    :data:`SCALAR_KERNELS` (by algorithm name) -- one element per access; any alignment,
     and float16 parameters with float32 state (mixed precision).
-    :data:`ADAM_VECTOR_KERNELS`, :data:`RMSPROP_VECTOR_KERNELS` -- by dtype (float32,
-    float64): the same loop reading and writing 16 bytes per access (4 float32 or 2 float64
-    elements), for arrays whose data pointers are 16-byte aligned (cudaMalloc, CuPy and
-    PyTorch allocations are), with the last ``size % lanes`` elements done one by one.
+    :data:`VECTOR_KERNELS` (by algorithm name, then dtype float32 / float64) -- the same
+    loop reading and writing 16 bytes per access (4 float32 or 2 float64 elements), for
+    arrays whose data pointers are 16-byte aligned (cudaMalloc, CuPy and PyTorch
+    allocations are), with the last ``size % lanes`` elements done one by one.
 
     All take ``(params, grads, s1, s2, s3, coef, index, bad, skipped)``: tuples of equal-dtype
     1-D arrays, the step's coefficients, and per array ``k`` (``blockIdx.y``) the position
     ``index[k]`` of its entries in the ``bad`` (int32) and ``skipped`` (int64) flags. An
     array whose ``bad`` flag is set is not updated; its ``skipped`` count is incremented.
     The grid is ``(blocks, len(params))``, with a grid-stride loop within each array.
-    :func:`adam`, :func:`rmsprop` -- launch them on one or more arrays from Python.
+    :func:`adam`, :func:`rmsprop`, :func:`nadam` -- launch them on one or more arrays from
+    Python.
 
-Example of a user kernel (compute ``coef`` on the host once per step, with
-:func:`fastadam.rules.adam_coefficients` and :func:`cast_coefficients`)::
+Example of a user kernel (compute ``coef`` on the host once per step)::
 
     from numba import cuda
     import fastadam.cuda as fc
+    from fastadam import kernels
 
     @cuda.jit
     def my_step(x, g, m, v, coef):
         i = cuda.grid(1)
         if i < x.size:
-            b1, ob1, b2, ob2, ss, c2, er, e, l2, wdf, s, mode = coef
-            x[i], m[i], v[i], _ = fc.adam_update(
-                x[i], g[i], m[i], v[i], x[i], b1, ob1, b2, ob2, ss, c2, er, e, l2, wdf, s, 0)
+            x[i], m[i], v[i], _ = fc.adam_update(x[i], g[i], m[i], v[i], v[i], coef)
+
+    coef = fc.cast_coefficients(kernels.adam_coefficients(t, lr=1e-3), x.dtype)
+    my_step[blocks, threads](x, g, m, v, coef)
 
 Synchronisation: kernels are launched on ``stream`` (default: the default stream) and are
 asynchronous. Arrays from other libraries are taken through ``__cuda_array_interface__``
@@ -48,17 +52,12 @@ import numba
 import numpy as np
 from numba import cuda
 
-from . import rules
+from .. import algorithms
+from .._validation import FLOAT_DTYPES
 
 __all__ = [
-    "adam_update",
-    "rmsprop_update",
-    "adam_kernel",
-    "rmsprop_kernel",
-    "ADAM_VECTOR_KERNELS",
-    "RMSPROP_VECTOR_KERNELS",
-    "adam",
-    "rmsprop",
+    "SCALAR_KERNELS",
+    "VECTOR_KERNELS",
     "cast_coefficients",
     "THREADS_PER_BLOCK",
     "MAX_BLOCKS",
@@ -80,8 +79,11 @@ VECTOR_BYTES = 16
 
 SIMULATOR = bool(numba.config.ENABLE_CUDASIM)
 
-adam_update = cuda.jit(device=True)(rules.adam_rule)
-rmsprop_update = cuda.jit(device=True)(rules.rmsprop_rule)
+#: name -> the algorithm's rule and buffer switches as device functions
+DEVICE = {
+    name: (cuda.jit(device=True)(spec.rule), cuda.jit(device=True)(spec.buffers))
+    for name, spec in algorithms.ALGORITHMS.items()
+}
 
 
 # -- 16-byte loads and stores --------------------------------------------------------------
@@ -189,29 +191,16 @@ def _skip(start, k, index, bad, skipped):
     return False
 
 
-# Which optional state buffers (the 4th and 5th array arguments) a step reads and writes,
-# from its coefficients: Adam's running maximum with AMSGrad only; RMSProp's mean gradient
-# when centered and its momentum buffer when momentum > 0.
-@cuda.jit(device=True)
-def _adam_buffers(coef):
-    return True, coef[11] != 0
-
-
-@cuda.jit(device=True)
-def _rmsprop_buffers(coef):
-    return coef[11], coef[12]
-
-
 def _element_step(rule):
     """A device function applying ``rule`` to element ``i`` of the arrays, in place.
 
-    Both rules take ``(p, g, s1, s2, s3, *coef)`` and return ``(p, s1, s2, s3)``; ``s2`` and
-    ``s3`` are accessed only where ``use2``/``use3`` say so (else ``p`` stands in).
+    Every rule takes ``(p, g, s0, s1, s2, coef)`` and returns ``(p, s0, s1, s2)``; ``s1``
+    and ``s2`` are accessed only where ``use1``/``use2`` say so (else ``p`` stands in).
     """
 
     def element(p, g, s1, s2, s3, i, coef, use2, use3):
         p[i], s1[i], b2, b3 = rule(
-            p[i], g[i], s1[i], s2[i] if use2 else p[i], s3[i] if use3 else p[i], *coef
+            p[i], g[i], s1[i], s2[i] if use2 else p[i], s3[i] if use3 else p[i], coef
         )
         if use2:
             s2[i] = b2
@@ -288,34 +277,34 @@ def _vector_kernel(name, rule, buffers, dtype):
     return cuda.jit(kernel)
 
 
-#: Adam on ``ps[k]`` (``k = blockIdx.y``), one element per access.
-adam_kernel = _scalar_kernel("adam_kernel", adam_update, _adam_buffers)
-#: RMSProp on ``ps[k]`` (``k = blockIdx.y``), one element per access.
-rmsprop_kernel = _scalar_kernel("rmsprop_kernel", rmsprop_update, _rmsprop_buffers)
-
-
-#: Vector kernels by dtype (``np.dtype('float32')``, ``np.dtype('float64')``).
-ADAM_VECTOR_KERNELS = {
-    np.dtype(t): _vector_kernel(f"adam_vector_kernel_{t.__name__}", adam_update, _adam_buffers, t)
-    for t in (np.float32, np.float64)
+#: name -> the kernel applying the algorithm's rule to ``ps[k]`` (``k = blockIdx.y``), one
+#: element per access.
+SCALAR_KERNELS = {
+    name: _scalar_kernel(f"{name}_kernel", rule, buffers)
+    for name, (rule, buffers) in DEVICE.items()
 }
-RMSPROP_VECTOR_KERNELS = {
-    np.dtype(t): _vector_kernel(
-        f"rmsprop_vector_kernel_{t.__name__}", rmsprop_update, _rmsprop_buffers, t
-    )
-    for t in (np.float32, np.float64)
+#: name -> dtype (``np.dtype('float32')``, ``np.dtype('float64')``) -> the vector kernel.
+VECTOR_KERNELS = {
+    name: {
+        np.dtype(t): _vector_kernel(f"{name}_vector_kernel_{t.__name__}", rule, buffers, t)
+        for t in (np.float32, np.float64)
+    }
+    for name, (rule, buffers) in DEVICE.items()
 }
-_KERNELS = {
-    "adam": (adam_kernel, ADAM_VECTOR_KERNELS),
-    "rmsprop": (rmsprop_kernel, RMSPROP_VECTOR_KERNELS),
-}
+_BY_RECORD = {spec.Coefficients: spec for spec in algorithms.ALGORITHMS.values()}
 
 
 def cast_coefficients(coef, dtype):
-    """Cast the float entries of a coefficient tuple to ``dtype`` (ints and bools kept), so
-    that float32 arrays are updated in float32 on the GPU."""
-    f = np.dtype(dtype).type
-    return tuple(c if isinstance(c, (bool, int, np.bool_)) else f(c) for c in coef)
+    """A coefficient record with its float fields converted to ``dtype`` (float32 or
+    float64; integer and boolean fields kept), so that float32 arrays are updated in float32
+    on the GPU. The same as :func:`fastadam.kernels.cast_coefficients`."""
+    spec = _BY_RECORD.get(type(coef))
+    if spec is None:
+        raise TypeError(f"coef must be a coefficient record, got {type(coef).__name__}")
+    dtype = np.dtype(dtype)
+    if dtype not in FLOAT_DTYPES:
+        raise TypeError(f"dtype must be float32 or float64, got {dtype}")
+    return spec.cast(coef, dtype.type)
 
 
 def data_pointer(a):
@@ -326,11 +315,11 @@ def data_pointer(a):
 
 
 def kernel_for(kind, dtypes, pointers, vector_ok=True):
-    """The kernel for ``kind`` (``"adam"``/``"rmsprop"``) and its elements per access: the
+    """The kernel for algorithm ``kind`` (``"adam"``...) and its elements per access: the
     vector kernel when the (C-contiguous) arrays share one float32/float64 dtype (``dtypes``,
     a set) and all data ``pointers`` are 16-byte aligned, else (or if not ``vector_ok``: pass
     False for strided arrays) the scalar kernel (1)."""
-    scalar, vector = _KERNELS[kind]
+    scalar, vector = SCALAR_KERNELS[kind], VECTOR_KERNELS[kind]
     if vector_ok and len(dtypes) == 1:
         dtype = next(iter(dtypes))
         if dtype in vector and all(ptr % VECTOR_BYTES == 0 for ptr in pointers):
@@ -375,11 +364,21 @@ def launch(kind, ps, gs, s1, s2, s3, coef, skip_nonfinite, index, bad, skipped, 
     kernel[(blocks, len(ps)), (threads, 1), stream](ps, gs, s1, s2, s3, coef, index, bad, skipped)
 
 
-def _many(kind, ps, gs, s1, s2, s3, coef, stream):
-    single = not isinstance(ps, (list, tuple))
+def _many(kind, p, g, state, coef, stream):
+    spec = algorithms.ALGORITHMS[kind]
+    if not isinstance(state, spec.State):
+        raise TypeError(f"state must be a {spec.State.__name__}, got {type(state).__name__}")
+    if not isinstance(coef, spec.Coefficients):
+        raise TypeError(f"coef must be a {spec.Coefficients.__name__}, got {type(coef).__name__}")
+    single = not isinstance(p, (list, tuple))
     as_tuple = (lambda x: (x,)) if single else tuple
-    arrays = [tuple(a.reshape(a.size) for a in as_tuple(x)) for x in (ps, gs, s1, s2, s3)]
-    for part in chunks([p.size for p in arrays[0]]):
+    used = (True, *spec.buffers(coef))
+    s0 = as_tuple(state[0])
+    buffers = [as_tuple(b) if use else s0 for b, use in zip(state, used, strict=True)]
+    arrays = [tuple(a.reshape(a.size) for a in x) for x in (as_tuple(p), as_tuple(g), *buffers)]
+    if len({len(a) for a in arrays}) != 1:
+        raise ValueError("p, g and the state buffers must be lists of the same length")
+    for part in chunks([a.size for a in arrays[0]]):
         index, bad, skipped = _no_skip_flags(len(part))
         launch(kind, *(tuple(a[i] for i in part) for a in arrays), coef, False, index, bad,
                skipped, stream)  # fmt: skip
@@ -400,43 +399,33 @@ def _no_skip_flags(n):
     return _NO_SKIP[n]
 
 
-def adam(p, g, m, v, vmax, coef, stream=0):
-    r"""Adam step in place on device arrays: one array each, or equal-length lists.
+def _launcher(spec):
+    def launch_algorithm(p, g, state, coef, stream=0):
+        _many(spec.name, p, g, state, coef, stream)
 
-    .. math::
-
-        m \leftarrow \beta_1 m + (1-\beta_1) g, \quad
-        v \leftarrow \beta_2 v + (1-\beta_2) g^2, \quad
-        \theta \leftarrow f\theta - \alpha\, m / (\sqrt{c_2 v + \epsilon_{root}}
-        + \epsilon)
-
-    with the coefficients of :func:`fastadam.rules.adam_coefficients` (see
-    :func:`fastadam.rules.adam_rule` for AMSGrad and weight decay).
+    launch_algorithm.__name__ = launch_algorithm.__qualname__ = spec.name
+    launch_algorithm.__doc__ = f"""{spec.title} step in place on device arrays: one array
+    each, or equal-length lists (split into launches of at most
+    :data:`MAX_ARRAYS_PER_LAUNCH` arrays).
 
     Parameters
     ----------
-    p, g, m, v, vmax : device array or list of device arrays
-        C-contiguous float32/float64 CUDA arrays (numba device arrays); ``vmax`` is not
-        accessed without AMSGrad (pass ``v``). Lists of any length are split into launches
-        of at most :data:`MAX_ARRAYS_PER_LAUNCH` arrays.
-    coef : tuple
-        :func:`fastadam.rules.adam_coefficients` for this step.
+    p, g : device array or list of device arrays
+        C-contiguous float32/float64 CUDA arrays (numba device arrays).
+    state : {spec.State.__name__}
+        Its fields ({", ".join(spec.State._fields)}) are device arrays (or lists) like
+        ``p``; those the coefficients do not use are not accessed (pass any array).
+    coef : {spec.Coefficients.__name__}
+        This step's coefficients (:func:`fastadam.kernels.{spec.name}_coefficients`), cast
+        to the state's dtype here.
     stream : numba stream, optional
         Stream to launch on.
     """
-    _many("adam", p, g, m, v, vmax, coef, stream)
+    return launch_algorithm
 
 
-def rmsprop(p, g, v, gbar, buf, coef, stream=0):
-    r"""RMSProp step in place on device arrays (see :func:`adam`); ``gbar``/``buf`` are not
-    accessed unless centered / momentum > 0 (pass ``v``).
-
-    .. math::
-
-        v \leftarrow \rho v + (1-\rho) g^2, \quad
-        \theta \leftarrow f\theta - l_{out} l_{in}\, g / (\sqrt{c v + \epsilon_{in}}
-        + \epsilon_{out})
-
-    (without momentum and centering; :func:`fastadam.rules.rmsprop_rule` gives the rest).
-    """
-    _many("rmsprop", p, g, v, gbar, buf, coef, stream)
+for _name, _spec in algorithms.ALGORITHMS.items():
+    globals()[f"{_name}_update"] = DEVICE[_name][0]
+    globals()[_name] = _launcher(_spec)
+    __all__ += [f"{_name}_update", _name]
+del _name, _spec

@@ -1,0 +1,28 @@
+"""How fastadam compiles for the CPU: one set of numba options, and a distinct compiled copy
+(its own on-disk cache entry) of a shared Python function per algorithm."""
+
+import types
+
+from numba import njit, prange
+
+from .._cache import CACHE
+
+#: ``error_model="numpy"``: IEEE division (no zero-division check, which would prevent
+#: vectorization); no ``fastmath``: NaN and Inf propagate exactly as in every framework.
+OPTIONS = dict(cache=CACHE, error_model="numpy", nogil=True)
+
+
+def jit(func, parallel=False, name=None, **globals_):
+    """Compile ``func`` with :data:`OPTIONS`. ``name`` makes a distinct copy, and
+    ``globals_`` the names its body looks up (the algorithm's compiled rule, for example),
+    so one loop written once serves every algorithm."""
+    if name is not None or globals_:
+        namespace = dict(func.__globals__, prange=prange, **globals_)
+        copy = types.FunctionType(
+            func.__code__, namespace, name or func.__name__, func.__defaults__, func.__closure__
+        )
+        copy.__qualname__ = name or func.__qualname__
+        copy.__doc__ = func.__doc__
+        copy.__module__ = func.__module__
+        func = copy
+    return njit(parallel=parallel, **OPTIONS)(func)
