@@ -4,6 +4,7 @@ Build (warnings are errors, as in CI)::
 
     python -m pip install -e ".[docs]"
     sphinx-build -W -b html docs docs/_build/html
+    python docs/check_html.py docs/_build/html    # readable offline (CI runs it too)
 
 The figures and the numbers quoted in the text are computed at build time by
 ``make_figures.py`` (run below) with fastadam itself; nothing generated is committed.
@@ -16,6 +17,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))  # the checkout's fastadam, for autodoc
 sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(HERE, "_ext"))  # mathml: formulas as MathML, offline
 
 import make_figures  # noqa: E402
 
@@ -29,15 +31,19 @@ version = release
 
 extensions = [
     "sphinx.ext.autodoc",
-    "sphinx.ext.mathjax",
+    "mathml",
     "sphinx.ext.viewcode",
     "numpydoc",
     "myst_parser",
 ]
 
+# Formulas are converted to MathML at build time (_ext/mathml.py, latex2mathml): the pages
+# need no JavaScript and no network to show them. check_html.py checks the built site.
+html_math_renderer = "mathml"
+
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
 root_doc = "index"
-exclude_patterns = ["_build", "generated/*.md", "data"]
+exclude_patterns = ["_build", "generated/*.md", "data", "_ext"]
 templates_path = []
 
 # numpydoc: render the docstrings (numpy/scipy convention); members are listed explicitly

@@ -254,6 +254,111 @@ def test_shell_blocks():
     assert {"python", "asv", "bash"} <= programs
 
 
+def _page_formulas(page):
+    """The LaTeX of every formula of a docs page: rst ``:math:`` roles and ``.. math::``
+    directives, MyST ``$...$`` and ``$$...$$`` (outside code)."""
+    with open(os.path.join(DOCS, page)) as f:
+        text = f.read()
+    if page.endswith(".rst"):
+        inline = re.findall(r":math:`([^`]*)`", text)
+        blocks = [
+            textwrap.dedent(m.group(1)).strip()
+            for m in re.finditer(r"^\.\. math::[^\n]*\n\n((?:(?:[ \t]+.*)?\n)+)", text, re.M)
+        ]
+        return [(f, False) for f in inline] + [(f, True) for f in blocks]
+    text = re.sub(r"^(`{3,}|~{3,}).*?^\1", "", text, flags=re.S | re.M)  # code blocks
+    text = re.sub(r"`[^`\n]*`", "", text)  # inline code
+    blocks = re.findall(r"\$\$(.*?)\$\$", text, re.S)
+    inline = re.findall(r"\$([^$\n]+)\$", re.sub(r"\$\$(.*?)\$\$", "", text, flags=re.S))
+    return [(f, False) for f in inline] + [(f, True) for f in blocks]
+
+
+def test_math_is_rendered_offline():
+    """The HTML docs render formulas to MathML at build time (docs/_ext/mathml.py) instead of
+    loading MathJax from a CDN, and every formula of the pages converts without leftovers
+    (the -W build would fail on one that does not)."""
+    with open(os.path.join(DOCS, "conf.py")) as f:
+        conf = f.read()
+    assert "sphinx.ext.mathjax" not in conf and "mathjax_path" not in conf
+    assert re.search(r'^html_math_renderer = "mathml"$', conf, re.M)
+    assert re.search(r'^    "mathml",$', conf, re.M)  # in extensions
+    pytest.importorskip("latex2mathml", reason="the docs extra (latex2mathml) is missing")
+    sys.path.insert(0, os.path.join(DOCS, "_ext"))
+    try:
+        import mathml
+    finally:
+        sys.path.remove(os.path.join(DOCS, "_ext"))
+    count = 0
+    for page in sorted(os.listdir(DOCS)):
+        if page.endswith((".md", ".rst")):
+            for latex, display in _page_formulas(page):
+                tex = mathml.display_latex(latex) if display else latex
+                out = mathml.latex_to_mathml(tex, display)  # raises on leftovers
+                assert out.startswith("<math ") and out.endswith("</math>"), (page, latex)
+                count += 1
+    assert count > 50
+    with pytest.raises(ValueError, match=r"\\unknowncommand"):
+        mathml.latex_to_mathml(r"x + \unknowncommand{y}", False)
+    out = mathml.latex_to_mathml(r"a \text{(Kingma \& Ba)}", False)
+    assert "Kingma&#x000A0;&amp;&#x000A0;Ba" in out or "Kingma &amp; Ba" in out
+    split = mathml.display_latex("a &= b \\\\\n c &= d\n\ne = f")
+    assert (
+        split == r"\begin{aligned}\begin{split}a &= b \\"
+        "\n"
+        r" c &= d\end{split}\\e = f\end{aligned}"
+    )
+
+
+def _check_html():
+    sys.path.insert(0, DOCS)
+    try:
+        import check_html
+    finally:
+        sys.path.remove(DOCS)
+    return check_html
+
+
+def test_check_html(tmp_path):
+    """docs/check_html.py (run by CI on the built site) passes a site that works offline
+    and names what is wrong with one that does not."""
+    check_html = _check_html()
+    site = tmp_path / "html"
+    (site / "_static").mkdir(parents=True)
+    (site / "_static" / "doctools.js").write_text("")
+    (site / "_static" / "mathml.css").write_text("")
+    head = (
+        '<script src="_static/doctools.js?v=1"></script>'
+        '<link rel="stylesheet" type="text/css" href="_static/mathml.css?v=2" />'
+        '<a href="https://numba.pydata.org">links are fine</a>'
+    )
+    math = '<span class="math notranslate"><math alttext="x"><mi>x</mi></math></span>'
+    for page, least in check_html.FORMULA_PAGES.items():
+        (site / page).write_text(head + math * least)
+    (site / "index.html").write_text(head)
+    assert check_html.check(str(site)) == []
+    assert check_html.main([str(site)]) == 0
+
+    cdn = "https://cdn.jsdelivr.net/npm/mathjax@3/es5/tex-mml-chtml.js"
+    (site / "index.html").write_text(
+        head + f'<script defer="defer" src="{cdn}"></script>'
+        '<script src="_static/missing.js"></script>'
+        '<link rel="stylesheet" href="//fonts.example/x.css" />'
+        '<span class="math notranslate nohighlight">\\(x\\)</span>'
+    )
+    (site / "lr_t.html").write_text(head + math)
+    problems = check_html.check(str(site))
+    text = "\n".join(problems)
+    assert f"index.html: loads a script from the network: {cdn}" in text
+    assert "index.html: loads MathJax" in text
+    assert "index.html: its script _static/missing.js is not in the build" in text
+    assert "index.html: loads a stylesheet from the network: //fonts.example/x.css" in text
+    assert "index.html: a formula is left as LaTeX" in text
+    assert "lr_t.html: 1 MathML formulas" in text
+    assert len(problems) == 6, problems
+    assert check_html.main([str(site)]) == 1
+    assert check_html.check(str(tmp_path / "nothing")) != []
+
+
 def test_quickstart(capsys):
     ns = run_page("quickstart.md", capsys)
     assert ns["opt"].t >= 1
