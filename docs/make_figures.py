@@ -6,8 +6,8 @@ Run by ``docs/conf.py`` at every build (nothing here is committed as a binary), 
 
 It returns (and prints) the numbers that the pages quote through MyST substitutions such as
 ``{{ lrt_t1 }}``, so every number in the text is the one computed here, and it checks the
-facts of ``CONVENTIONS.md`` (for example lr_t/lr = 0.316 at t = 1): a build whose numbers
-disagree with them fails.
+facts that ``conventions.rst`` and ``lr_t.md`` state (for example lr_t/lr = 0.316 at
+t = 1): a build whose numbers disagree with them fails.
 
 Figures (PNG, in ``outdir``):
 
@@ -541,7 +541,7 @@ def bandwidth_figures(outdir, measure=None, quick=False):
 
 
 # -- checks and entry point --------------------------------------------------------------
-#: The facts of CONVENTIONS.md (default betas) that the text states; checked at every build.
+#: Facts the pages state (lr_t.md, conventions.rst; default betas); checked at every build.
 EXPECTED = {
     "lrt_t1": "0.316",
     "lrt_min": "0.152",

@@ -1,7 +1,8 @@
-"""Independent plain-numpy float64 references for every convention in CONVENTIONS.md.
+"""Independent plain-numpy float64 references for every convention in
+docs/conventions.rst.
 
 Nothing here imports fastadam: every formula is written again from the specification
-(``shared/CONVENTIONS.md``), and, where a framework has a recognisable way of writing its
+(``docs/conventions.rst``), and, where a framework has a recognisable way of writing its
 update, in that framework's own form (PyTorch's ``step_size``/``denom``, Keras' ``alpha_t``,
 optax's ``m_hat``/``v_hat`` and its ``u = -lr * scale * g`` RMSProp chain). The library
 instead folds every convention into one coefficient tuple and one scalar rule, so agreement
@@ -20,8 +21,8 @@ import math
 
 import numpy as np
 
-# Defaults and formula switches of every convention, copied from CONVENTIONS.md (not from
-# fastadam.conventions).
+# Defaults and formula switches of every convention, copied from docs/conventions.rst (not
+# from fastadam.conventions).
 ADAM_DEFAULTS = {
     # name: lr, (beta1, beta2), eps, adamw weight decay, Adam's weight decay is decoupled
     "pytorch": dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, adamw_wd=1e-2, decoupled=False),

@@ -1,5 +1,5 @@
 """Every convention and option against the independent float64 reference (tests/naive.py),
-and the facts of CONVENTIONS.md.
+and the facts of docs/conventions.rst.
 
 50 steps, non-default hyperparameters (eps = 0.1 so that eps placement matters, betas
 (0.8, 0.99), momentum 0.9, ...), a gradient scale that rises and falls (so that AMSGrad's
@@ -158,7 +158,7 @@ def test_adam_matches_reference(conv, name, kw, adamw, layout):
 
 @pytest.mark.parametrize("conv", ["pytorch", "keras", "tf1", "optax"])
 def test_adam_defaults_match_reference(conv):
-    """Every hyperparameter left as None: the convention's defaults (CONVENTIONS.md)."""
+    """Every hyperparameter left as None: the convention's defaults (docs/conventions.rst)."""
     params, grads = make_data([(6,)], 20, seed=2)
     params0 = copy_params(params)
     opt, traj = _run(lambda p: fa.Adam(p, convention=conv), params, grads)
@@ -302,7 +302,7 @@ def test_rmsprop_reference_forms_agree():
 
 
 # ---------------------------------------------------------------------------------------------
-# The facts of CONVENTIONS.md
+# The facts of docs/conventions.rst
 # ---------------------------------------------------------------------------------------------
 
 

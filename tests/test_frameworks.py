@@ -167,8 +167,8 @@ def test_against_optax(jx, name, kw):
 
 
 def test_optax_centered_bias_corrected_first_step_is_nan_there_but_finite_here(jx):
-    """CONVENTIONS.md: optax 0.2.8 produces NaN for centered + bias_correction where the
-    variance rounds below 0 at t = 1; fastadam clamps at 0 (a documented difference)."""
+    """docs/conventions.rst: optax 0.2.8 produces NaN for centered + bias_correction where
+    the variance rounds below 0 at t = 1; fastadam clamps at 0 (a documented difference)."""
     jax, optax = jx
     jnp = jax.numpy
     rng = np.random.default_rng(23)
