@@ -44,8 +44,9 @@ OUTPUT_LANGUAGES = {"text"}
 SHELL_LANGUAGES = {"bash", "sh", "shell", "console"}
 
 
-def find_blocks(text, markdown):
-    """Every code block of a Markdown or reStructuredText text: (language, code) pairs.
+def find_blocks(text, markdown, lines=False):
+    """Every code block of a Markdown or reStructuredText text: (language, code) pairs, or
+    with ``lines`` (language, code, line of the text where the code starts) triples.
 
     Markdown: fenced blocks, indented ones included (MyST directives such as ``{figure}``
     are not code). rst: ``code-block``/``code``/``sourcecode`` directives, and ``::``
@@ -57,36 +58,45 @@ def find_blocks(text, markdown):
         for match in re.finditer(fence, text, re.S | re.M):
             lang = match.group(3).strip()
             if not lang.startswith("{"):
-                blocks.append((lang, textwrap.dedent(match.group(4))))
-        return blocks
+                line = text.count("\n", 0, match.start(4)) + 1
+                blocks.append((lang, textwrap.dedent(match.group(4)), line))
+        return blocks if lines else [b[:2] for b in blocks]
     directive = r"^([ \t]*)\.\. (?:code-block|code|sourcecode)::[ \t]*(\S*)[^\n]*\n"
     literal = r"^([ \t]*)(?![ \t]|\.\. )[^\n]*::[ \t]*\n"
     for match in re.finditer(f"{directive}|{literal}", text, re.M):
         is_directive = match.group(1) is not None
         indent = match.group(1) if is_directive else match.group(3)
         lang = match.group(2) if is_directive else ""
-        body = []
-        for line in text[match.end() :].splitlines():
+        body, first = [], None
+        after = text.count("\n", 0, match.end()) + 1  # the line after the directive
+        for i, line in enumerate(text[match.end() :].splitlines()):
             if line.strip() and not line.startswith(indent + " "):
                 break
             if is_directive and not body and line.lstrip().startswith(":"):
                 continue  # a directive option
+            if first is None and line.strip():
+                first = after + i
             body.append(line)
         code = textwrap.dedent("\n".join(body)).strip("\n")
         if code.strip():
-            blocks.append((lang, code + "\n"))
-    return blocks
+            blocks.append((lang, code + "\n", first))
+    return blocks if lines else [b[:2] for b in blocks]
 
 
-def all_blocks(page):
-    """Every code block of the page docs/<page>: (language, code) pairs."""
+def all_blocks(page, lines=False):
+    """Every code block of the page docs/<page>: (language, code[, line]) tuples."""
     with open(os.path.join(DOCS, page)) as f:
-        return find_blocks(f.read(), page.endswith(".md"))
+        return find_blocks(f.read(), page.endswith(".md"), lines)
 
 
 def code_blocks(page):
-    """The python code blocks of a Markdown (fenced) or reStructuredText page."""
-    return [code for lang, code in all_blocks(page) if lang == "python"]
+    """The python code blocks of a page, each preceded by blank lines so that its line
+    numbers (in tracebacks, numba's errors) are the page's."""
+    return [
+        "\n" * (line - 1) + code
+        for lang, code, line in all_blocks(page, lines=True)
+        if lang == "python"
+    ]
 
 
 def _cuda_usable():
@@ -167,6 +177,8 @@ def test_block_finder():
         ("", "literal\n"),
         ("python", "y = 2\nif y:\n    z = 3\n"),
     ]
+    assert [b[2] for b in find_blocks(md, True, lines=True)] == [4, 12]
+    assert [b[2] for b in find_blocks(rst, False, lines=True)] == [3, 8]
 
 
 def _shell_commands():
