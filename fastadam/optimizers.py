@@ -9,7 +9,6 @@ Changing ``lr`` (or passing a schedule) never recompiles anything.
 
 import copy
 import dataclasses
-import math
 import threading
 
 import numpy as np
@@ -114,7 +113,7 @@ class Optimizer:
     def _keywords(cls):
         code = cls.__init__.__code__
         names = code.co_varnames[1 : code.co_argcount + code.co_kwonlyargcount]
-        return [n for n in names if n != "params"]
+        return [n for n in names if n not in ("params", "unknown")]
 
     def _initial_carry(self, name, args):
         before = self.algorithm.carry[name]
@@ -130,11 +129,10 @@ class Optimizer:
         conv = spec.convention(self._convention_name)
         self._state = {name: [None] * len(self._params) for name in spec.State._fields}
         for group in self._groups:
-            coef = group.coefficients(spec, 1, _lr_value(group.args["lr"]))
-            used = (True, *spec.buffers(coef))
+            used = _used_buffers(spec, group.args)
             initial = spec.initial_state(group.args, conv)
-            for name, use, value in zip(spec.State._fields, used, initial, strict=True):
-                if use:
+            for name, value in zip(spec.State._fields, initial, strict=True):
+                if name in used:
                     for i in group.indices:
                         self._state[name][i] = b.full(self._params[i], value, self._stream)
         self._state = {k: v for k, v in self._state.items() if v[0] is not None}
@@ -241,9 +239,9 @@ class Optimizer:
 
         It can be saved with ``np.savez(file, **opt.state_dict())`` and restored with
         ``opt.load_state_dict(np.load(file))``. Keys: ``optimizer``, ``algorithm``,
-        ``convention``, ``t``, ``nonfinite_skips``; ``knob.<name>`` for each formula switch;
-        ``group.<k>.<name>`` for each group's hyperparameters (``lr`` is NaN for a
-        schedule, which is not saved) and ``group.<k>.params``; ``carry.<k>.<name>``; and
+        ``convention``, ``t``, ``nonfinite_skips``; ``knob/<name>`` for each formula switch;
+        ``group/<k>/<name>`` for each group's hyperparameters (``lr`` is ``"schedule"`` for
+        a schedule, which is not saved) and ``group/<k>/params``; ``carry/<k>/<name>``; and
         ``<buffer>.<i>`` for each state buffer and parameter array (copies, shaped and typed
         like the parameters).
         """
@@ -255,13 +253,13 @@ class Optimizer:
                 "t": int(self.t),
                 "nonfinite_skips": self.nonfinite_skips,
             }
-            out.update({f"knob.{k}": v for k, v in self._knobs.items()})
+            out.update({f"knob/{k}": v for k, v in self._knobs.items()})
             for k, group in enumerate(self._groups):
-                out[f"group.{k}.params"] = np.asarray(group.indices, dtype=np.int64)
+                out[f"group/{k}/params"] = np.asarray(group.indices, dtype=np.int64)
                 for name, value in group.args.items():
                     if name not in self._knobs:
-                        out[f"group.{k}.{name}"] = math.nan if callable(value) else value
-                out.update({f"carry.{k}.{n}": v for n, v in group.carry.items()})
+                        out[f"group/{k}/{name}"] = _SCHEDULE if callable(value) else value
+                out.update({f"carry/{k}/{n}": v for n, v in group.carry.items()})
             for name, buffers in self._state.items():
                 for i, (buf, p) in enumerate(zip(buffers, self._params, strict=True)):
                     out[f"{name}.{i}"] = self._backend.to_param_layout(buf, p)
@@ -327,8 +325,32 @@ class Optimizer:
         )
 
 
+#: what ``state_dict`` saves in place of a learning-rate schedule
+_SCHEDULE = "schedule"
+
+
 def _lr_value(lr):
     return 0.0 if callable(lr) else lr
+
+
+def _used_buffers(spec, args):
+    """The state buffers that coefficients from ``args`` read and write."""
+    values = dict(args, lr=_lr_value(args["lr"]))
+    values.update({name: 1.0 for name in spec.carry})
+    coef = spec.coefficients(1, *(values[name] for name in spec.arguments))
+    used = (True, *spec.buffers(coef))
+    return {name for name, use in zip(spec.State._fields, used, strict=True) if use}
+
+
+def _check_buffers(opt, group, args, k):
+    """Loaded hyperparameters must use the buffers this optimizer keeps for the group (a
+    momentum of 0 has no momentum buffer), or the kernels would read the wrong array."""
+    needed, kept = _used_buffers(opt.algorithm, args), _used_buffers(opt.algorithm, group.args)
+    if needed != kept:
+        raise ValueError(
+            f"state's group {k} hyperparameters use the state buffers {sorted(needed)}, this "
+            f"optimizer keeps {sorted(kept)}; create it with the same options to resume"
+        )
 
 
 def _checked_state(opt, state):
@@ -350,9 +372,9 @@ def _checked_state(opt, state):
                 f"state comes from {key} {scalar(key)!r}, this optimizer's is {mine!r}"
             )
     for name, mine in opt._knobs.items():
-        if scalar(f"knob.{name}") != mine:
+        if scalar(f"knob/{name}") != mine:
             raise ValueError(
-                f"state was made with {name}={scalar(f'knob.{name}')!r} but this optimizer has "
+                f"state was made with {name}={scalar(f'knob/{name}')!r} but this optimizer has "
                 f"{name}={mine!r}: a different formula; create the optimizer with the same "
                 "options to resume"
             )
@@ -361,24 +383,25 @@ def _checked_state(opt, state):
         raise ValueError(f"state['t'] must be a non-negative integer, got {t!r}")
     args_list, carry_list = [], []
     for k, group in enumerate(opt._groups):
-        indices = np.asarray(scalar(f"group.{k}.params"))
+        indices = np.asarray(scalar(f"group/{k}/params"))
         if indices.tolist() != group.indices:
             raise ValueError(
                 f"state's group {k} holds arrays {indices.tolist()}, not {group.indices}"
             )
-        given = {n: scalar(f"group.{k}.{n}") for n in group.args if n not in opt._knobs}
+        given = {n: scalar(f"group/{k}/{n}") for n in group.args if n not in opt._knobs}
         given = {n: v.item() if isinstance(v, np.generic) else v for n, v in given.items()}
         lr = given.pop("lr")
-        if isinstance(lr, float) and math.isnan(lr):
+        if isinstance(lr, str) and lr == _SCHEDULE:
             if not callable(group.args["lr"]):
                 raise ValueError("state's lr was a schedule (not saved); set opt.lr to it first")
             lr = group.args["lr"]
         args = opt._resolve(opt._convention_name, {**given, **opt._knobs})
         args["lr"] = val.check_lr(lr)
+        _check_buffers(opt, group, args, k)
         args_list.append(args)
-        carry_list.append({n: float(scalar(f"carry.{k}.{n}")) for n in group.carry})
+        carry_list.append({n: float(scalar(f"carry/{k}/{n}")) for n in group.carry})
     expected = {f"{n}.{i}" for n in opt._state for i in range(len(opt._params))}
-    given = {k for k in state if k.count(".") == 1 and k.split(".")[0] in spec.State._fields}
+    given = {k for k in state if "/" not in k and "." in k}
     if given != expected:
         raise ValueError(
             f"state buffers do not match this optimizer: missing {sorted(expected - given)}, "
@@ -533,7 +556,7 @@ class Adam(Optimizer):
         self, params, lr=None, betas=None, eps=None, *, weight_decay=None,
         decoupled_weight_decay=None, amsgrad=False, maximize=False, eps_root=None,
         bias_correction=None, convention="pytorch", skip_nonfinite=False, stream=None,
-        mixed_precision=False, eps_hat=None, amsgrad_corrected=None,
+        mixed_precision=False, eps_hat=None, amsgrad_corrected=None, **unknown,
     ):  # fmt: skip
         conv = self.algorithm.convention(convention)
         if self._decoupled_default and not conv.has_weight_decay:
@@ -551,7 +574,7 @@ class Adam(Optimizer):
             weight_decay=weight_decay, decoupled_weight_decay=decoupled_weight_decay,
             amsgrad=amsgrad, maximize=maximize, eps_root=eps_root,
             bias_correction=bias_correction, eps_hat=eps_hat,
-            amsgrad_corrected=amsgrad_corrected,
+            amsgrad_corrected=amsgrad_corrected, **unknown,
         )  # fmt: skip
 
     def _arguments(self, keywords, group=False):
@@ -651,6 +674,7 @@ class RMSProp(Optimizer):
         weight_decay=None, maximize=None, convention="pytorch", skip_nonfinite=False,
         stream=None, mixed_precision=False, eps_in_sqrt=None, lr_in_momentum=None,
         initial_scale=None, bias_correction=None, nesterov=None, decoupled_weight_decay=None,
+        **unknown,
     ):  # fmt: skip
         super().__init__(
             params, convention=convention, skip_nonfinite=skip_nonfinite, stream=stream,
@@ -658,7 +682,7 @@ class RMSProp(Optimizer):
             centered=centered, weight_decay=weight_decay, maximize=maximize,
             eps_in_sqrt=eps_in_sqrt, lr_in_momentum=lr_in_momentum,
             initial_scale=initial_scale, bias_correction=bias_correction, nesterov=nesterov,
-            decoupled_weight_decay=decoupled_weight_decay,
+            decoupled_weight_decay=decoupled_weight_decay, **unknown,
         )  # fmt: skip
 
 
@@ -726,14 +750,14 @@ class NAdam(Optimizer):
         self, params, lr=None, betas=None, eps=None, *, weight_decay=None,
         momentum_decay=None, decoupled_weight_decay=None, maximize=None, eps_root=None,
         momentum_schedule=None, convention="pytorch", skip_nonfinite=False, stream=None,
-        mixed_precision=False,
+        mixed_precision=False, **unknown,
     ):  # fmt: skip
         super().__init__(
             params, convention=convention, skip_nonfinite=skip_nonfinite, stream=stream,
             mixed_precision=mixed_precision, lr=lr, betas=betas, eps=eps,
             weight_decay=weight_decay, momentum_decay=momentum_decay,
             decoupled_weight_decay=decoupled_weight_decay, maximize=maximize,
-            eps_root=eps_root, momentum_schedule=momentum_schedule,
+            eps_root=eps_root, momentum_schedule=momentum_schedule, **unknown,
         )  # fmt: skip
 
     _arguments = Adam._arguments

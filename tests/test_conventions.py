@@ -8,6 +8,7 @@ maximum and the lr schedule matter), several arrays per optimizer.
 
 import math
 
+import numba
 import numpy as np
 import pytest
 from naive import (
@@ -22,7 +23,7 @@ from naive import (
 )
 
 import fastadam as fa
-from fastadam import kernels, rules
+from fastadam import kernels
 
 N_STEPS = 50
 
@@ -331,15 +332,12 @@ def test_eps_hat_equals_algorithm1_with_per_step_eps():
     ma, va, mb, vb = (np.zeros(40) for _ in range(4))
     for t in range(1, N_STEPS + 1):
         g = rng.standard_normal(40)
-        ca = rules.adam_coefficients(
-            t, lr, b1, b2, eps, 0.0, 0.0, False, False, True, False, False, False
+        ca = kernels.adam_coefficients(t, lr=lr, beta1=b1, beta2=b2, eps=eps)
+        cb = kernels.adam_coefficients(
+            t, lr=lr, beta1=b1, beta2=b2, eps=eps * math.sqrt(1 - b2**t), eps_hat=True
         )
-        cb = rules.adam_coefficients(
-            t, lr, b1, b2, eps * math.sqrt(1 - b2**t), 0.0, 0.0, False, True, True, False,
-            False, False,
-        )  # fmt: skip
-        kernels.adam(pa, g, ma, va, va, ca)
-        kernels.adam(pb, g, mb, vb, vb, cb)
+        kernels.adam(pa, g, kernels.AdamState(ma, va, va), ca)
+        kernels.adam(pb, g, kernels.AdamState(mb, vb, vb), cb)
         assert_close64(pb - x0, pa - x0, rtol=1e-13)
 
 
@@ -399,10 +397,7 @@ def test_lr_t_over_lr_values():
     lr = 1e-3
 
     def ratio(t):
-        c = rules.adam_coefficients(
-            t, lr, 0.9, 0.999, 1e-7, 0.0, 0.0, True, True, True, False, False, False
-        )
-        return c[rules.ADAM_COEFFICIENTS.index("step_size")] / lr
+        return kernels.adam_coefficients(t, lr=lr, convention="keras").step_size / lr
 
     r = np.array([ratio(t) for t in range(1, 5001)])
     assert round(r[0], 3) == 0.316
@@ -412,13 +407,11 @@ def test_lr_t_over_lr_values():
     assert round(r[999], 2) == 0.80
     assert int(np.argmax(r >= 0.99)) + 1 == 3916
     # and the numba-compiled coefficient function agrees
-    c = kernels.adam_coefficients(12, lr, 0.9, 0.999, 1e-7, 0.0, 0.0, True, True, True,
-                                  False, False, False)  # fmt: skip
-    assert c[rules.ADAM_COEFFICIENTS.index("step_size")] / lr == pytest.approx(r[11], rel=1e-15)
+    compiled = numba.njit(lambda t: kernels.adam_coefficients(t, lr=1e-3, convention="keras"))
+    assert compiled(12).step_size / lr == pytest.approx(r[11], rel=1e-15)
     # in the Algorithm-1 form lr is divided by 1-beta1^t only
-    c = rules.adam_coefficients(1, lr, 0.9, 0.999, 1e-8, 0.0, 0.0, False, False, True, False,
-                                False, False)  # fmt: skip
-    assert c[rules.ADAM_COEFFICIENTS.index("step_size")] == pytest.approx(lr / 0.1, rel=1e-15)
+    c = kernels.adam_coefficients(1, lr=lr)
+    assert c.step_size == pytest.approx(lr / 0.1, rel=1e-15)
 
 
 @pytest.mark.parametrize("conv", ["pytorch", "keras"])

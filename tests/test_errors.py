@@ -205,7 +205,6 @@ def _bad_params():
     ro.flags.writeable = False
     return {
         "int": (np.arange(4), TypeError, "params must have dtype float32 or float64"),
-        "complex": (np.ones(4, complex), TypeError, "params must have dtype float32 or float64"),
         "float16": (np.ones(4, np.float16), TypeError, "params must have dtype"),
         "strided": (np.ones(8)[::2], ValueError, "params must be C-contiguous"),
         "fortran": (np.ones((3, 4), order="F"), ValueError, "params must be C-contiguous"),
@@ -450,10 +449,14 @@ def test_tf1_adamw_without_weight_decay_is_rejected():
 
 def test_convention_lookup_functions():
     with pytest.raises(ValueError, match="not a Adam convention|not an Adam convention"):
-        conventions.adam_convention("nope")
+        conventions.get("adam", "nope")
+    with pytest.raises(ValueError, match="unknown algorithm"):
+        conventions.get("sgd", "pytorch")
     with pytest.raises(TypeError, match="eps_in_sqrt"):
-        conventions.adam_convention("pytorch", eps_in_sqrt=True)
-    assert conventions.rmsprop_convention("keras", eps_in_sqrt=False).eps_in_sqrt is False
+        fa.Adam(np.ones(3), eps_in_sqrt=True)
+    assert conventions.get("rmsprop", "keras").eps_in_sqrt is True
+    opt = fa.RMSProp(np.ones(3), convention="keras", eps_in_sqrt=False)
+    assert opt.convention.eps_in_sqrt is False
 
 
 # ---------------------------------------------------------------------------------------------
@@ -474,10 +477,17 @@ def _state_from(make, shapes=((4,), (2, 3)), dtype=np.float64):
         (lambda p: fa.Adam(p), lambda p: fa.AdamW(p), "AdamW"),
         (lambda p: fa.Adam(p), lambda p: fa.Adam(p, convention="keras"), "convention"),
         (lambda p: fa.RMSProp(p, convention="tf1"), lambda p: fa.RMSProp(p), "convention"),
-        (lambda p: fa.Adam(p), lambda p: fa.Adam(p, amsgrad=True), "max_exp_avg_sq"),
-        (lambda p: fa.Adam(p, amsgrad=True), lambda p: fa.Adam(p), "max_exp_avg_sq"),
+        (lambda p: fa.Adam(p), lambda p: fa.Adam(p, amsgrad=True), "amsgrad=True"),
+        (lambda p: fa.Adam(p, amsgrad=True), lambda p: fa.Adam(p), "amsgrad=False"),
         (lambda p: fa.RMSProp(p, momentum=0.9), lambda p: fa.RMSProp(p), "momentum_buffer"),
-        (lambda p: fa.RMSProp(p), lambda p: fa.RMSProp(p, centered=True), "grad_avg"),
+        (lambda p: fa.RMSProp(p), lambda p: fa.RMSProp(p, momentum=0.9), "momentum_buffer"),
+        (lambda p: fa.RMSProp(p), lambda p: fa.RMSProp(p, centered=True), "centered=True"),
+        (lambda p: fa.Adam(p), lambda p: fa.Adam(p, eps_hat=True), "eps_hat=True"),
+        (
+            lambda p: fa.RMSProp(p, convention="optax"),
+            lambda p: fa.RMSProp(p, convention="optax", nesterov=True),
+            "nesterov=True",
+        ),
     ],
 )
 def test_load_state_from_another_optimizer(make_target, make_source, match):
@@ -496,8 +506,8 @@ def test_load_state_from_another_optimizer(make_target, make_source, match):
         (((4,), (3, 2)), np.float64, r"\(3, 2\)"),  # same size, other shape
         (((4,), (2, 4)), np.float64, r"\(2, 4\)"),
         (((4,), (2, 3)), np.float32, "float32"),
-        (((4,),), np.float64, "buffers do not match|wrong length"),  # one array fewer
-        (((4,), (2, 3), (5,)), np.float64, "buffers do not match|wrong length"),
+        (((4,),), np.float64, "holds arrays"),  # one array fewer
+        (((4,), (2, 3), (5,)), np.float64, "holds arrays"),
     ],
 )
 @pytest.mark.parametrize("kind", ["adam", "rmsprop"])

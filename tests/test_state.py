@@ -6,6 +6,7 @@ from naive import adam_reference, assert_close64, copy_params, make_data, schedu
 
 import fastadam as fa
 from fastadam import kernels
+from fastadam.cpu.kernels import COMPILED
 
 SHAPES = [(5,), (3, 4), ()]  # a 0-d array too
 
@@ -73,7 +74,8 @@ def test_state_dict_is_plain_numpy_and_python_scalars():
     assert sd["optimizer"] == "Adam" and sd["convention"] == "pytorch"
     assert type(sd["t"]) is int and sd["t"] == 3
     for k, v in sd.items():
-        assert isinstance(v, (np.ndarray, int, str)), k
+        assert isinstance(v, (np.ndarray, int, float, bool, str)), k
+    assert sd["group/0/lr"] == 1e-3 and sd["knob/amsgrad"] is True
     assert sd["exp_avg.1"].shape == (2, 2)
     # a copy: mutating it does not touch the optimizer
     sd["exp_avg.0"][...] = 123.0
@@ -209,10 +211,10 @@ def test_skip_nonfinite_counts_map_to_the_right_array_across_paths_and_dtypes():
 
 def _n_signatures():
     return {
-        name: len(getattr(kernels, name).signatures)
-        for name in ("adam", "adam_parallel", "adam_many", "rmsprop", "rmsprop_parallel",
-                     "rmsprop_many")
-    }  # fmt: skip
+        (name, loop): len(getattr(compiled, loop).signatures)
+        for name, compiled in COMPILED.items()
+        for loop in ("coefficients", "serial", "parallel", "many")
+    }
 
 
 def test_changing_lr_does_not_recompile():
