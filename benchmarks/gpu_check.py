@@ -10,14 +10,15 @@ runs it with the real-GPU tests and compute-sanitizer):
    contract multiply-adds into FMAs), each device array placed between NaN guards in one
    allocation (guards of 16 elements keep it 16-byte aligned, for the vector kernels; of 1
    element, misaligned, for the scalar kernels), so that writes past either end and
-   unwritten elements are caught. Also a list of 30 arrays (several launches), and float16
-   parameters with float32 state. Steps after the first use cached launches.
-2. Throughput (fp32; bytes read + written: 28 per element for Adam, 20 for RMSProp, 8 for a
-   copy): a size sweep of device copy (the ceiling), fastadam, torch (Adam fused=True,
-   RMSprop foreach) and optax under jax.jit with donated buffers; then the issue's cases
-   side by side: 2^28 elements, a 200-array model-like list, 1,024 elements, on numba, CuPy
-   and torch arrays, cached launches against numba's dispatcher, vector against scalar
-   kernels, and a CuPy ElementwiseKernel.
+   unwritten elements are caught. Every algorithm of ``fastadam.algorithms.ALGORITHMS``
+   (Adam, RMSProp, NAdam) in every convention. Also a list of 30 arrays (several launches),
+   and float16 parameters with float32 state. Steps after the first use cached launches.
+2. Throughput (fp32; bytes read + written: 28 per element for Adam and NAdam, 20 for
+   RMSProp, 8 for a copy): a size sweep of device copy (the ceiling), fastadam, torch (Adam
+   fused=True, RMSprop foreach) and optax under jax.jit with donated buffers; then the
+   issue's cases side by side: 2^28 elements, a 200-array model-like list, 1,024 elements,
+   on numba, CuPy and torch arrays, cached launches against numba's dispatcher, vector
+   against scalar kernels, NAdam, and a CuPy ElementwiseKernel.
 
 ``--sanitize`` runs a small correctness pass only (for compute-sanitizer); ``--sim`` a tiny
 one on the CUDA simulator (a smoke test of this script, run by the tests).
@@ -41,8 +42,10 @@ from numba import cuda
 
 import fastadam as fa
 import fastadam.cuda as fc
-from fastadam import _cuda_launch
+from fastadam import algorithms
+from fastadam.cuda import cached_launch
 
+# (optimizer class name, keywords): every convention of every algorithm
 CASES = [
     ("Adam", dict(convention="pytorch", amsgrad=True, weight_decay=0.1, eps=0.1)),
     ("Adam", dict(convention="keras", amsgrad=True, weight_decay=0.05, maximize=True)),
@@ -54,7 +57,27 @@ CASES = [
     ("RMSProp", dict(convention="tf1", centered=True)),
     ("RMSProp", dict(convention="optax", momentum=0.9, nesterov=True, bias_correction=True)),
     ("RMSProp", dict(convention="basic", eps=0.1)),
+    ("NAdam", dict(convention="pytorch", weight_decay=0.1, eps=0.1)),
+    ("NAdam", dict(convention="pytorch", decoupled_weight_decay=True, weight_decay=0.1)),
+    ("NAdam", dict(convention="keras", weight_decay=0.05, maximize=True)),
+    ("NAdam", dict(convention="optax", eps_root=1e-3, lr=lambda t: 1e-2 / t)),
 ]
+_COVERED = {(getattr(fa, cls).algorithm.name, kw["convention"]) for cls, kw in CASES}
+assert _COVERED == {
+    (name, conv) for name, spec in algorithms.ALGORITHMS.items() for conv in spec.conventions
+}, "CASES must cover every convention of every algorithm"
+
+
+def _first_of_each(cases):
+    """The first case of each algorithm."""
+    first = {}
+    for cls, kw in cases:
+        first.setdefault(getattr(fa, cls).algorithm.name, (cls, kw))
+    return list(first.values())
+
+
+#: The first case of each algorithm (the sanitizer's small pass).
+FIRST_CASES = _first_of_each(CASES)
 TOL = {np.float64: 1e-12, np.float32: 2e-5}
 GUARDS = {"aligned": 16, "misaligned": 1}
 
@@ -84,10 +107,8 @@ def check_case(cls, kw, dtype, sizes, steps, layout, rng):
     guard = GUARDS[layout]
     host = [rng.standard_normal(n).astype(dtype) for n in sizes]
     blocks, dev = _guarded(host, guard)
-    lanes = fc.kernel_for(
-        "rmsprop" if cls == "RMSProp" else "adam", {np.dtype(dtype)},
-        [fc.data_pointer(d) for d in dev],
-    )[1]  # fmt: skip
+    kind = getattr(fa, cls).algorithm.name  # AdamW runs the "adam" kernels
+    lanes = fc.kernel_for(kind, {np.dtype(dtype)}, [fc.data_pointer(d) for d in dev])[1]
     opt_h = getattr(fa, cls)([h.copy() for h in host], **kw)
     opt_d = getattr(fa, cls)(dev, **kw)
     for _ in range(steps):
@@ -114,24 +135,31 @@ def check_correctness(sizes, steps=20, cases=CASES, layouts=tuple(GUARDS)):
     failures += check_case("Adam", dict(amsgrad=True), np.float32, many, steps, "aligned", rng)
     # float16 parameters with float32 state (mixed precision) against a float32 CPU run
     # whose parameters are rounded to float16 after every step
-    x16 = rng.standard_normal(sizes[-1]).astype(np.float16)
+    for spec in algorithms.ALGORITHMS.values():
+        failures += check_mixed_precision(getattr(fa, spec.title), sizes[-1], steps, rng)
+    if not fc.SIMULATOR:
+        state = "used" if cached_launch.LAST_ERROR is None else "NOT built"
+        print(f"cached launches: {state} ({cached_launch.LAST_ERROR or 'no error'})")
+    return failures
+
+
+def check_mixed_precision(cls, n, steps, rng):
+    x16 = rng.standard_normal(n).astype(np.float16)
     dx = cuda.to_device(x16)
-    opt_d = fa.Adam(dx, lr=1e-2, mixed_precision=True)
+    opt_d = cls(dx, lr=1e-2, mixed_precision=True)
     ref = x16.astype(np.float32)
-    opt_h = fa.Adam(ref, lr=1e-2)
+    opt_h = cls(ref, lr=1e-2)
     for _ in range(steps):
-        g = rng.standard_normal(sizes[-1]).astype(np.float16)
+        g = rng.standard_normal(n).astype(np.float16)
         opt_d.step(cuda.to_device(g))
         opt_h.step(g.astype(np.float32))
         ref[...] = ref.astype(np.float16)
     err = np.max(np.abs(dx.copy_to_host().astype(np.float32) - ref))
-    ok = err <= 2e-3 and opt_d.state_dict()["exp_avg.0"].dtype == np.float32
-    failures += not ok
-    print(f"{'ok  ' if ok else 'FAIL'} Adam     float16 mixed precision  max abs err {err:.2e}")
-    if not fc.SIMULATOR:
-        state = "used" if _cuda_launch.LAST_ERROR is None else "NOT built"
-        print(f"cached launches: {state} ({_cuda_launch.LAST_ERROR or 'no error'})")
-    return failures
+    first = cls.algorithm.State._fields[0] + ".0"  # exp_avg.0, square_avg.0
+    ok = err <= 2e-3 and opt_d.state_dict()[first].dtype == np.float32
+    print(f"{'ok  ' if ok else 'FAIL'} {cls.__name__:8s} float16 mixed precision  "
+          f"max abs err {err:.2e}")  # fmt: skip
+    return not ok
 
 
 def timeit(step, sync, reps):
@@ -280,6 +308,8 @@ def cases(log_n):
         28, n, ref)  # fmt: skip
     row("fastadam RMSProp (16-byte kernel)",
         timeit(_fastadam_step("RMSProp", n), _sync_all, 20), 20, n, ref)  # fmt: skip
+    row("fastadam NAdam (16-byte kernel)",
+        timeit(_fastadam_step("NAdam", n), _sync_all, 20), 28, n, ref)  # fmt: skip
     block, gblock = _randn(n + 1, 0), _randn(n + 1, 1)
     opt = fa.Adam(block[1:], lr=1e-3)  # one element off: the scalar kernel
     row("fastadam Adam (scalar kernel, misaligned)",
@@ -349,11 +379,11 @@ def cases(log_n):
     row("fastadam Adam, 1,024 (cached launch)", timeit(lambda: opt.step(g), _sync_all, 1000),
         28, 1024, ref)  # fmt: skip
     host_rows(row, opt, g, "1,024", 1000)
-    _cuda_launch.ENABLED = False
+    cached_launch.ENABLED = False
     opt = fa.Adam(_randn(1024, 0), lr=1e-3)
     row("fastadam Adam, 1,024 (numba dispatcher)",
         timeit(lambda: opt.step(g), _sync_all, 1000), 28, 1024, ref)  # fmt: skip
-    _cuda_launch.ENABLED = True
+    cached_launch.ENABLED = True
     return out
 
 
@@ -375,7 +405,7 @@ def main():
         opt, g = fa.Adam(_randn(8, 0)), _randn(8, 1)
         host_rows(lambda *row: print("host row", row[0]), opt, g, "8", 2)
     elif args.sanitize:
-        failures = check_correctness((1, 37, 1000), steps=2, cases=[CASES[0], CASES[5]])
+        failures = check_correctness((1, 37, 1000), steps=2, cases=FIRST_CASES)
     else:
         failures = check_correctness((1, 1000, 1 << 20, 3_000_017))
     print(f"correctness: {failures} failure(s)", flush=True)

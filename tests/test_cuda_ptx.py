@@ -55,9 +55,13 @@ def test_vector_kernels_move_16_bytes_per_access(kernels_ptx):
         if k["kernel"].endswith("_vector"):
             # parameter, gradient and the state buffers the rule may use: Adam (AMSGrad's
             # maximum) and RMSProp (centered, momentum) may use all three, 5 loads and 4
-            # stores; NAdam never uses its third, whose access the compiler removes
-            expected = (4, 3) if k["kernel"].startswith("nadam") else (5, 4)
-            assert (k["vector_loads"], k["vector_stores"]) == expected, k
+            # stores; NAdam never uses its third, whose access the compiler removes. LLVM
+            # may unroll or unswitch the loop into several copies of that body (NAdam's
+            # float64 kernel: 6 copies), each with the same 16-byte accesses.
+            loads, stores = (4, 3) if k["kernel"].startswith("nadam") else (5, 4)
+            copies = k["vector_loads"] // loads
+            assert copies >= 1, k
+            assert (k["vector_loads"], k["vector_stores"]) == (copies * loads, copies * stores), k
         else:
             assert k["vector_loads"] == k["vector_stores"] == 0, k
 

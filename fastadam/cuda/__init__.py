@@ -1,9 +1,11 @@
 """GPU kernels: the rules of :mod:`fastadam.algorithms` compiled with numba-cuda.
 
 All of fastadam's numba-cuda code lives in this package: kernels and device functions
-here, cached launches in :mod:`fastadam.cuda.launch` and the optimizers' backend in
-:mod:`fastadam.cuda.backend`. It needs the ``cuda`` extra (``pip install
-fastadam[cuda]``); it runs on the CUDA simulator with ``NUMBA_ENABLE_CUDASIM=1``.
+here, cached launches in :mod:`fastadam.cuda.cached_launch` (a module not named ``launch``:
+a submodule would replace the :func:`launch` helper as an attribute of this package) and
+the optimizers' backend in :mod:`fastadam.cuda.backend`. It needs the ``cuda`` extra
+(``pip install fastadam[cuda]``); it runs on the CUDA simulator with
+``NUMBA_ENABLE_CUDASIM=1``.
 
 Device functions, for a user's own ``@cuda.jit`` kernel
     :data:`adam_update`, :data:`rmsprop_update`, :data:`nadam_update` -- the scalar rules,
@@ -350,8 +352,8 @@ def launch(kind, ps, gs, s1, s2, s3, coef, skip_nonfinite, index, bad, skipped, 
     if len(ps) > MAX_ARRAYS_PER_LAUNCH:
         raise ValueError(
             f"launch takes at most MAX_ARRAYS_PER_LAUNCH = {MAX_ARRAYS_PER_LAUNCH} arrays "
-            f"(kernel parameters stay under 4 KiB), got {len(ps)}; adam()/rmsprop() split "
-            "longer lists"
+            f"(kernel parameters stay under 4 KiB), got {len(ps)}; adam(), rmsprop() and "
+            "nadam() split longer lists"
         )
     arrays = (*ps, *gs, *s1, *s2, *s3)
     contiguous = all(a.is_c_contiguous() for a in arrays)  # strided views: scalar kernel

@@ -1,11 +1,11 @@
 """The GPU backend of the optimizers: CUDA arrays, updated by :mod:`fastadam.cuda`.
 
-It offers the same operations as :mod:`fastadam.cpu.backend`. Parameters and gradients may be any
-array exposing ``__cuda_array_interface__`` (numba device arrays, CuPy arrays, PyTorch CUDA
-tensors). Parameters are viewed zero-copy as numba device arrays once; gradients are read
-at each step through their ``__cuda_array_interface__`` (data pointer, stream), and the
-launches that follow are cached (:mod:`fastadam.cuda.launch`). State lives on the same
-device.
+It offers the same operations as :mod:`fastadam.cpu.backend`. Parameters and gradients
+may be any array exposing ``__cuda_array_interface__`` (numba device arrays, CuPy arrays,
+PyTorch CUDA tensors). Parameters are viewed zero-copy as numba device arrays once;
+gradients are read at each step through their ``__cuda_array_interface__`` (data pointer,
+stream), and the launches that follow are cached (:mod:`fastadam.cuda.cached_launch`).
+State lives on the same device.
 """
 
 import math
@@ -15,7 +15,7 @@ from numba import cuda
 
 from .. import _validation as val
 from .. import cuda as kernels
-from . import launch as _cuda_launch
+from . import cached_launch as _cached_launch
 
 
 def _not_cuda(x, name):
@@ -257,7 +257,7 @@ class _Plan:
             args = (part.ps, grads, *part.state, cast, part.index, group.bad, group.skipped)
             kernel[griddim, blockdim, stream](*args)
             if kernel not in part.cached:  # None where cached launches are unavailable
-                part.cached[kernel] = _cuda_launch.build(kernel, args, griddim, blockdim, stream)
+                part.cached[kernel] = _cached_launch.build(kernel, args, griddim, blockdim, stream)
 
 
 def _arrays(grads):

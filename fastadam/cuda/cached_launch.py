@@ -30,9 +30,10 @@ _DATA = 4
 class CachedLaunch:
     """One kernel launch with fixed arrays except the gradients, and fixed grid and stream.
 
-    Call it with the gradients' data pointers and the step's coefficients as
-    :mod:`fastadam.rules` returns them; each is converted to the ctypes type numba chose for
-    its slot (``c_float`` rounds as ``np.float32`` does).
+    Call it with the gradients' data pointers and the step's coefficient record as
+    :func:`fastadam.kernels.adam_coefficients` and the other builders return it (float64);
+    each field is converted to the ctypes type numba chose for its slot (``c_float`` rounds
+    as ``np.float32`` does).
     """
 
     def __init__(self, dispatcher, args, griddim, blockdim, stream):
