@@ -4,7 +4,9 @@ docs/conventions.rst.
 Nothing here imports fastadam: every formula is written again from the specification
 (``docs/conventions.rst``), and, where a framework has a recognisable way of writing its
 update, in that framework's own form (PyTorch's ``step_size``/``denom``, Keras' ``alpha_t``,
-optax's ``m_hat``/``v_hat`` and its ``u = -lr * scale * g`` RMSProp chain). The library
+optax's ``m_hat``/``v_hat`` and its ``u = -lr * scale * g`` RMSProp chain; for NAdam,
+PyTorch's ``mu``/``mu_product`` and two ``addcdiv`` steps, Keras' ``u_t``/``_u_product`` and
+optax's Nesterov ``mu_hat``). The library
 instead folds every convention into one coefficient tuple and one scalar rule, so agreement
 between the two is a real check and not the same code run twice.
 
@@ -14,6 +16,7 @@ Public functions
 ----------------
 adam_reference(params0, grads_seq, ...) -> (params, state, trajectory)
 rmsprop_reference(params0, grads_seq, ...) -> (params, state, trajectory)
+nadam_reference(params0, grads_seq, ...) -> (params, state, trajectory)
 lr_t_ratio(t, beta1, beta2)
 """
 
@@ -417,6 +420,222 @@ def rmsprop_reference(
                 state[name][i] = s[name]
         if keep_trajectory:
             traj.append([p.copy() for p in params])
+    out = params[0] if single else params
+    return out, state, traj
+
+
+# ---------------------------------------------------------------------------------------------
+# NAdam
+# ---------------------------------------------------------------------------------------------
+
+# Defaults of each framework's NAdam, from its own signature (torch.optim.NAdam,
+# keras.optimizers.Nadam, optax.nadam), not from fastadam. ``momentum_decay`` is psi of the
+# schedule mu_t = beta1 * (1 - 0.5 * 0.96**(t * psi)): PyTorch's keyword; Keras writes
+# ``0.96 ** local_step`` (psi = 1); optax has no schedule (mu_t = b1: ``schedule=False``).
+NADAM_DEFAULTS = {
+    "pytorch": dict(lr=2e-3, betas=(0.9, 0.999), eps=1e-8, momentum_decay=4e-3,
+                    schedule=True, decoupled=False),
+    "keras": dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-7, momentum_decay=1.0,
+                  schedule=True, decoupled=True),
+    "optax": dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, momentum_decay=0.0,
+                  schedule=False, decoupled=False),
+}  # fmt: skip
+
+NADAM_CONVENTIONS = tuple(NADAM_DEFAULTS)
+
+
+def _nadam_step_pytorch(p, g, s, t, lr, b1, b2, eps, wd, decoupled, psi, schedule, eps_root,
+                        scalar_dtype):  # fmt: skip
+    """torch.optim.NAdam, ``_single_tensor_nadam`` (torch 2.x, the non-capturable branch).
+
+    ``mu_product`` is a per-parameter 0-d tensor of ``_get_scalar_dtype()`` (float32 unless
+    torch's default dtype is float64: ``scalar_dtype``), multiplied in place by ``mu`` before
+    the moments are updated and read back as a Python float; the parameter takes two
+    ``addcdiv_`` steps with the same ``denom``. Beyond PyTorch: ``schedule=False`` keeps
+    ``mu = beta1`` (optax's NAdam), and ``eps_root`` is added under the square root (optax's
+    option). Returns ``(p, |terms| / denom)``.
+    """
+    step = t
+    bias_correction2 = 1 - b2**step
+    if wd != 0:
+        if decoupled:
+            p = p * (1 - lr * wd)  # param.mul_(1 - lr * weight_decay)
+        else:
+            g = g + wd * p  # grad.add(param, alpha=weight_decay)
+    if schedule:
+        mu = b1 * (1.0 - 0.5 * (0.96 ** (step * psi)))
+        mu_next = b1 * (1.0 - 0.5 * (0.96 ** ((step + 1) * psi)))
+    else:
+        mu, mu_next = b1, b1
+    # mu_product *= mu: in the tensor's dtype (a float32 tensor times a Python float is
+    # computed in float32)
+    f = scalar_dtype.type
+    s["mu_product"] = float(f(f(s["mu_product"]) * f(mu)))
+    s["exp_avg"] = s["exp_avg"] + (g - s["exp_avg"]) * (1 - b1)  # lerp_(grad, 1 - beta1)
+    s["exp_avg_sq"] = s["exp_avg_sq"] * b2 + (1 - b2) * g * g
+    denom = np.sqrt(s["exp_avg_sq"] / bias_correction2 + eps_root)
+    mu_product_next = s["mu_product"] * mu_next
+    denom = denom + eps
+    value_g = -lr * (1.0 - mu) / (1.0 - s["mu_product"])
+    value_m = (-lr * mu_next) / (1.0 - mu_product_next)
+    p = p + value_g * (g / denom)
+    p = p + value_m * (s["exp_avg"] / denom)
+    return p, (np.abs(value_g * g) + np.abs(value_m * s["exp_avg"])) / denom
+
+
+def _nadam_u(b1, step, psi, schedule, decay):
+    """Keras' ``beta_1 * (1.0 - 0.5 * (ops.power(decay, local_step)))`` (psi = 1)."""
+    return b1 * (1.0 - 0.5 * (decay ** (step * psi))) if schedule else b1
+
+
+def _nadam_step_keras(p, g, s, t, lr, b1, b2, eps, wd, decoupled, psi, schedule, eps_root,
+                      u_product, decay):  # fmt: skip
+    """Keras 3 ``Nadam.update_step`` (keras/src/optimizers/nadam.py).
+
+    ``_u_product`` is one variable of the optimizer, multiplied by ``u_t`` once per step in
+    ``_backend_update_step`` before any variable is updated (passed in here, already
+    updated); the moments are updated as ``assign_add(m, (g - m) * (1 - beta_1))``;
+    decoupled weight decay (``_apply_weight_decay``: ``variable - variable * wd * lr``) runs
+    before the update. ``decay`` is ``ops.cast(0.96, var_dtype)``: with the TensorFlow
+    backend the Python float goes through a float32 constant, so a float64 variable gets
+    ``float32(0.96)`` here, while ``_u_product`` is updated with 0.96 (in the optimizer, not
+    here). Beyond Keras: psi != 1, ``schedule=False``, L2 decay, ``eps_root``.
+    """
+    if wd and decoupled:
+        p = p - p * wd * lr
+    elif wd:
+        g = g + wd * p
+    local_step, next_step = t, t + 1
+    u_t = _nadam_u(b1, local_step, psi, schedule, decay)
+    u_t_1 = _nadam_u(b1, next_step, psi, schedule, decay)
+    u_product_t = u_product
+    u_product_t_1 = u_product_t * u_t_1
+    beta_2_power = b2**local_step
+    s["exp_avg"] = s["exp_avg"] + (g - s["exp_avg"]) * (1 - b1)
+    s["exp_avg_sq"] = s["exp_avg_sq"] + (g * g - s["exp_avg_sq"]) * (1 - b2)
+    m_hat = (u_t_1 * s["exp_avg"]) / (1 - u_product_t_1) + ((1 - u_t) * g) / (1 - u_product_t)
+    v_hat = s["exp_avg_sq"] / (1 - beta_2_power)
+    denom = np.sqrt(v_hat + eps_root) + eps
+    p = p - (m_hat * lr) / denom
+    terms = (np.abs(u_t_1 * s["exp_avg"] / (1 - u_product_t_1))
+             + np.abs((1 - u_t) * g / (1 - u_product_t))) * lr / denom  # fmt: skip
+    return p, terms
+
+
+def _nadam_step_optax(p, g, s, t, lr, b1, b2, eps, wd, decoupled, eps_root):
+    """optax ``nadam`` / ``nadamw``: ``scale_by_adam(nesterov=True)`` (optax/_src/transform.py)
+    + ``add_decayed_weights`` + ``scale_by_learning_rate``.
+
+    No momentum schedule: ``mu_hat = b1 * bias_correction(mu, b1, count + 2)
+    + (1 - b1) * bias_correction(g, b1, count + 1)`` with ``count + 1 = t``. L2 decay is
+    ``add_decayed_weights`` chained before ``nadam``; ``nadamw`` adds ``wd * p`` to the
+    update after the NAdam transform, and the learning rate scales both.
+    """
+    if wd and not decoupled:
+        g = g + wd * p
+    s["exp_avg"] = (1 - b1) * g + b1 * s["exp_avg"]  # update_moment(updates, mu, b1, 1)
+    s["exp_avg_sq"] = (1 - b2) * (g**2) + b2 * s["exp_avg_sq"]
+    count_inc = t
+    m_corr = s["exp_avg"] / (1 - b1 ** (count_inc + 1))
+    g_corr = g / (1 - b1**count_inc)
+    mu_hat = b1 * m_corr + (1 - b1) * g_corr
+    nu_hat = s["exp_avg_sq"] / (1 - b2**count_inc)
+    denom = np.sqrt(nu_hat + eps_root) + eps
+    u = mu_hat / denom
+    if wd and decoupled:
+        u = u + wd * p
+    terms = lr * (np.abs(b1 * m_corr) + np.abs((1 - b1) * g_corr)) / denom
+    return p + (-lr) * u, terms
+
+
+def nadam_reference(
+    params0, grads_seq, convention="pytorch", *, lr=None, betas=None, eps=None,
+    weight_decay=0.0, momentum_decay=None, decoupled_weight_decay=None, maximize=False,
+    eps_root=0.0, momentum_schedule=None, keep_trajectory=False, form=None, terms=None,
+    torch_scalar_dtype=np.float64, keras_decay=0.96,
+):  # fmt: skip
+    """Run NAdam in float64 from ``params0`` over the gradients ``grads_seq``.
+
+    Each convention in its framework's own form: PyTorch (``_single_tensor_nadam``), Keras 3
+    (``Nadam.update_step`` with the optimizer's ``_u_product``), optax (``scale_by_adam`` with
+    ``nesterov=True``). With ``momentum_schedule`` other than the convention's, or with
+    ``form='pytorch'``, the PyTorch form (which has every knob) is used.
+
+    Parameters
+    ----------
+    convention : str
+        'pytorch', 'keras' or 'optax'; supplies the defaults (``NADAM_DEFAULTS``).
+    lr : float or callable ``lr(t)``
+    momentum_decay : float
+        psi of the schedule ``0.96**(t * psi)`` (PyTorch's keyword; Keras has psi = 1).
+    terms : list, optional
+        If given, one entry per step is appended: per array, the largest
+        ``(|step_m * m| + |step_g * g|) / denom`` (the two terms of the step before they are
+        added), for rounding bounds that do not rely on the sum (which may cancel).
+    torch_scalar_dtype : numpy dtype
+        The dtype of PyTorch's ``mu_product`` tensor (form 'pytorch'): float64 when torch's
+        default dtype is float64, else float32 (torch's default).
+    keras_decay : float
+        The value Keras' ``update_step`` uses for 0.96 (form 'keras'): ``float32(0.96)``
+        for a float64 variable with the TensorFlow backend (see :func:`_nadam_step_keras`).
+
+    Returns
+    -------
+    params, state, trajectory
+        As :func:`adam_reference`; ``state`` has ``exp_avg``, ``exp_avg_sq`` (lists of
+        arrays) and ``mu_product``: the running product P_t after the last step (a float).
+    """
+    d = NADAM_DEFAULTS[convention]
+    lr = d["lr"] if lr is None else lr
+    b1, b2 = d["betas"] if betas is None else betas
+    eps = d["eps"] if eps is None else eps
+    psi = d["momentum_decay"] if momentum_decay is None else momentum_decay
+    decoupled = d["decoupled"] if decoupled_weight_decay is None else decoupled_weight_decay
+    schedule = d["schedule"] if momentum_schedule is None else momentum_schedule
+    if form is None:
+        form = convention if schedule == d["schedule"] else "pytorch"
+    if form == "optax" and schedule:
+        raise ValueError("optax's NAdam has no momentum schedule")
+
+    params, single = _as_list(params0)
+    state = {
+        "exp_avg": [np.zeros_like(p) for p in params],
+        "exp_avg_sq": [np.zeros_like(p) for p in params],
+    }
+    mu_products = [1.0] * len(params)  # PyTorch: one per parameter; all equal
+    u_product = 1.0  # Keras: one per optimizer
+    traj = []
+    for t, grads in enumerate(grads_seq, start=1):
+        grads, _ = _as_list(grads)
+        lr_t = _lr_at(lr, t)
+        # Keras' _backend_update_step, once per step: _u_product * beta_1 * (1 - 0.5 * ...)
+        u_product = u_product * b1 * ((1.0 - 0.5 * 0.96 ** (t * psi)) if schedule else 1.0)
+        step_terms = []
+        for i, (p, g) in enumerate(zip(params, grads, strict=True)):
+            if maximize:
+                g = -g
+            s = {k: v[i] for k, v in state.items()}
+            args = (p, g, s, t, lr_t, b1, b2, eps, weight_decay, decoupled)
+            if form == "pytorch":
+                s["mu_product"] = mu_products[i]
+                p, term = _nadam_step_pytorch(*args, psi, schedule, eps_root,
+                                              np.dtype(torch_scalar_dtype))  # fmt: skip
+                mu_products[i] = s.pop("mu_product")
+            elif form == "keras":
+                p, term = _nadam_step_keras(*args, psi, schedule, eps_root, u_product,
+                                            keras_decay)  # fmt: skip
+            else:
+                p, term = _nadam_step_optax(*args, eps_root)
+            params[i] = p
+            step_terms.append(float(np.max(term)) if term.size else 0.0)
+            for k in state:
+                state[k][i] = s[k]
+        if terms is not None:
+            terms.append(step_terms)
+        if keep_trajectory:
+            traj.append([p.copy() for p in params])
+    # optax keeps no product (it has b1**t): there P_t = b1 * ... * b1, Keras' running form
+    state["mu_product"] = mu_products[0] if form == "pytorch" else u_product
     out = params[0] if single else params
     return out, state, traj
 
