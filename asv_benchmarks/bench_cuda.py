@@ -3,14 +3,14 @@ that accepts device arrays."""
 
 import numpy as np
 
-import fastadam as fa
-from fastadam import _bench
+from ._common import best_time, bytes_per_step
 
 SIZES = [2**10, 2**20, 2**26]
 
 
-def _detect():
-    """(numba.cuda or None, why not), found once at import."""
+def _import_cuda():
+    """numba.cuda, imported once by the server that asv forks every benchmark from (the
+    import does not initialise the CUDA driver); or the reason why not."""
     import numba
 
     if numba.config.ENABLE_CUDASIM:
@@ -19,24 +19,28 @@ def _detect():
         from numba import cuda
     except Exception as exc:  # numba-cuda missing or broken
         return None, f"numba.cuda unavailable: {exc}"
-    try:
-        if not cuda.is_available():
-            return None, "no CUDA GPU"
-    except Exception as exc:
-        return None, f"CUDA unavailable: {exc}"
     return cuda, ""
 
 
-_CUDA, _WHY_NOT = _detect()
+_CUDA, _WHY_NOT = _import_cuda()
 
 
 def _cuda():
+    """numba.cuda once a GPU is found, in ``setup``: in the benchmark's own process, since a
+    CUDA driver initialised before a fork cannot be used after it."""
     if _CUDA is None:
         raise NotImplementedError(_WHY_NOT)
+    try:
+        if not _CUDA.is_available():
+            raise NotImplementedError("no CUDA GPU")
+    except NotImplementedError:
+        raise
+    except Exception as exc:
+        raise NotImplementedError(f"CUDA unavailable: {exc}") from None
     return _CUDA
 
 
-OPTIMIZERS = {"adam": fa.Adam, "adamw": fa.AdamW, "rmsprop": fa.RMSProp}
+OPTIMIZERS = {"adam": "Adam", "adamw": "AdamW", "rmsprop": "RMSProp"}
 
 
 class CudaStep:
@@ -48,18 +52,20 @@ class CudaStep:
 
     def setup(self, kernel, dtype, size):
         self.cuda = cuda = _cuda()
+        import fastadam as fa  # not at import: see _common
+
         rng = np.random.default_rng(0)
         self.p = cuda.to_device(rng.standard_normal(size).astype(dtype))
         self.g = cuda.to_device(rng.standard_normal(size).astype(dtype))
         try:
-            self.opt = OPTIMIZERS[kernel](self.p, lr=1e-3)
+            self.opt = getattr(fa, OPTIMIZERS[kernel])(self.p, lr=1e-3)
         except (TypeError, ValueError) as exc:
             raise NotImplementedError(
                 f"this fastadam does not take device arrays: {exc}"
             ) from None
         self.opt.step(self.g)
         cuda.synchronize()
-        self.nbytes = _bench.bytes_per_step(kernel, size, dtype)
+        self.nbytes = bytes_per_step(kernel, size, dtype)
 
     def time_step(self, kernel, dtype, size):
         self.opt.step(self.g)
@@ -70,6 +76,6 @@ class CudaStep:
             self.opt.step(self.g)
             self.cuda.synchronize()
 
-        return self.nbytes / _bench.best_time(step) / 1e9
+        return self.nbytes / best_time(step) / 1e9
 
     track_gbps.unit = "GB/s"

@@ -1,12 +1,16 @@
-"""Array kernels: fastadam against its memory skeleton and plain numpy.
+"""Array kernels, raw times: fastadam, its memory skeleton, a plain numba loop, numpy.
 
 The *skeleton* of an update is a compiled kernel with exactly its reads and writes (Adam
 and AdamW: read p, g, m, v, write p, m, v; RMSProp: read p, g, v, write p, v) and trivial
-arithmetic: the memory-bound speed limit. ``Bandwidth`` reports the achieved GB/s (bytes
-read plus written, per second) and the kernel's speed as a fraction of its skeleton's.
+arithmetic: the memory-bound speed limit. The parallel kernels run on
+:data:`._common.THREADS` numba threads.
+
+These are wall-clock times of one call: what a user waits for, and what another process on
+the machine changes by tens of percent from one run to the next. To detect regressions,
+watch the ratios of :mod:`.bench_ratios` instead (docs/benchmarks.md).
 """
 
-from fastadam import _bench
+from ._common import KERNELS, kernel_case, pin_threads
 
 SIZES = [10**3, 10**4, 10**5, 10**6, 10**7]
 DTYPES = ["float32", "float64"]
@@ -16,11 +20,12 @@ MODES = ["serial", "parallel"]
 class Kernels:
     """One in-place update of the whole array by a compiled fastadam kernel."""
 
-    params = [list(_bench.KERNELS), DTYPES, SIZES, MODES]
+    params = [list(KERNELS), DTYPES, SIZES, MODES]
     param_names = ["kernel", "dtype", "size", "mode"]
 
     def setup(self, kernel, dtype, size, mode):
-        self.step, self.arrays = _bench.kernel_case(kernel, dtype, size, mode)
+        pin_threads()
+        self.step, self.arrays = kernel_case(kernel, dtype, size, mode)
 
     def time_step(self, kernel, dtype, size, mode):
         self.step()
@@ -33,7 +38,8 @@ class Skeleton:
     param_names = ["traffic", "dtype", "size", "mode"]
 
     def setup(self, traffic, dtype, size, mode):
-        self.step, self.arrays = _bench.kernel_case(traffic, dtype, size, mode, impl="skeleton")
+        pin_threads()
+        self.step, self.arrays = kernel_case(traffic, dtype, size, mode, impl="skeleton")
 
     def time_step(self, traffic, dtype, size, mode):
         self.step()
@@ -46,47 +52,20 @@ class NumpyBaseline:
     param_names = ["kernel", "dtype", "size"]
 
     def setup(self, kernel, dtype, size):
-        self.step, self.arrays = _bench.kernel_case(kernel, dtype, size, "serial", impl="numpy")
+        self.step, self.arrays = kernel_case(kernel, dtype, size, "serial", impl="numpy")
 
     def time_step(self, kernel, dtype, size):
         self.step()
 
 
-class Bandwidth:
-    """Achieved bandwidth of each kernel, and its speed relative to its skeleton."""
-
-    params = [list(_bench.KERNELS), DTYPES, SIZES, MODES]
-    param_names = ["kernel", "dtype", "size", "mode"]
-    timeout = 120
-
-    def setup(self, kernel, dtype, size, mode):
-        self.kernel_step, self.a1 = _bench.kernel_case(kernel, dtype, size, mode)
-        traffic = "rmsprop" if kernel == "rmsprop" else "adam"
-        self.skeleton_step, self.a2 = _bench.kernel_case(
-            traffic, dtype, size, mode, impl="skeleton"
-        )
-        self.nbytes = _bench.bytes_per_step(kernel, size, dtype)
-
-    def track_gbps(self, kernel, dtype, size, mode):
-        return self.nbytes / _bench.best_time(self.kernel_step) / 1e9
-
-    track_gbps.unit = "GB/s"
-
-    def track_ratio_to_skeleton(self, kernel, dtype, size, mode):
-        t_kernel = _bench.best_time(self.kernel_step)
-        t_skeleton = _bench.best_time(self.skeleton_step)
-        return t_skeleton / t_kernel
-
-    track_ratio_to_skeleton.unit = "skeleton time / kernel time"
-
-
 def _preload():
-    """Load the serial kernels from numba's cache once, at import: asv forks each benchmark
-    process from a server that imported this module, so they inherit them."""
-    for kernel in _bench.KERNELS:
+    """Load the skeletons and plain loops from numba's cache once, at import: asv forks each
+    benchmark process from a server that imported this module, so they inherit them.
+    fastadam itself is imported in ``setup`` only (see ``_common``)."""
+    for kernel in KERNELS:
         for dtype in DTYPES:
-            for impl in ("fastadam", "skeleton"):
-                _bench.kernel_case(kernel, dtype, 16, "serial", impl=impl)
+            for impl in ("skeleton", "loop"):
+                kernel_case(kernel, dtype, 16, "serial", impl=impl)
 
 
 _preload()

@@ -11,8 +11,6 @@ import time
 import numba
 import numpy as np
 
-import fastadam as fa
-
 MAXITER = 1000
 
 
@@ -54,6 +52,9 @@ class Minimize:
     timeout = 300
 
     def setup(self, path, n):
+        import fastadam as fa  # not at import: see _common
+
+        self.fa = fa
         if not hasattr(fa, "minimize"):
             raise NotImplementedError("this fastadam has no minimize")
         self.x0 = np.full(n, -1.0)
@@ -65,7 +66,9 @@ class Minimize:
         self._run()  # compile / load from cache
 
     def _run(self):
-        return fa.minimize(self.fun, self.x0, jac=self.jac, method="adam", options=self.options)
+        return self.fa.minimize(
+            self.fun, self.x0, jac=self.jac, method="adam", options=self.options
+        )
 
     def time_minimize_1000_iterations(self, path, n):
         self._run()

@@ -37,10 +37,12 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 import fastadam as fa  # noqa: E402
-from fastadam import _bench  # noqa: E402
-from fastadam.rules import adam_coefficients  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+# the measurement helpers live with the asv suite (appended: an installed fastadam wins)
+sys.path.append(os.path.dirname(HERE))
+from asv_benchmarks import _common  # noqa: E402
+
 DATA = os.path.join(HERE, "data")
 DEFAULT_OUTDIR = os.path.join(HERE, "generated", "figures")
 CPU_COLUMNS = ["kernel", "impl", "mode", "dtype", "elements", "seconds", "gbps"]
@@ -64,10 +66,10 @@ def lr_t_ratio(t, beta1=0.9, beta2=0.999):
 
     It is the ``step_size`` coefficient of the epsilon-hat form (Keras, TF1) at lr = 1.
     """
-    coef = adam_coefficients(
-        t, 1.0, beta1, beta2, 1e-8, 0.0, 0.0, False, True, True, False, False, False
+    coef = fa.kernels.adam_coefficients(
+        t, lr=1.0, beta1=beta1, beta2=beta2, eps_hat=True, bias_correction=True
     )
-    return coef[4]
+    return coef.step_size
 
 
 def steady_steps(make, n_steps, lr=None, g=0.5):
@@ -372,7 +374,7 @@ def rosenbrock_figure(outdir, n_steps=3000):
 
 # -- bandwidth ---------------------------------------------------------------------------
 def measure_cpu(sizes, dtype="float32", min_time=0.01):
-    """Rows (dicts with CPU_COLUMNS) measured now with fastadam._bench."""
+    """Rows (dicts with CPU_COLUMNS) measured now with asv_benchmarks/_common.py."""
     rows = []
     for kernel in ("adam", "rmsprop"):
         for n in sizes:
@@ -382,8 +384,8 @@ def measure_cpu(sizes, dtype="float32", min_time=0.01):
                 ("numpy", ("serial",)),
             ):
                 for mode in modes:
-                    step, arrays = _bench.kernel_case(kernel, dtype, n, mode, impl=impl)
-                    t = _bench.best_time(step, min_time=min_time)
+                    step, arrays = _common.kernel_case(kernel, dtype, n, mode, impl=impl)
+                    t = _common.best_time(step, min_time=min_time)
                     del arrays
                     rows.append(
                         dict(
@@ -393,7 +395,7 @@ def measure_cpu(sizes, dtype="float32", min_time=0.01):
                             dtype=dtype,
                             elements=n,
                             seconds=t,
-                            gbps=_bench.bytes_per_step(kernel, n, dtype) / t / 1e9,
+                            gbps=_common.bytes_per_step(kernel, n, dtype) / t / 1e9,
                         )
                     )
     return rows

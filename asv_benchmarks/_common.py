@@ -1,0 +1,585 @@
+"""Measurement helpers shared by the asv suite, ``benchmarks/*.py``, the docs figures and the
+tests. Benchmark code: not part of the fastadam package (the wheel does not ship it).
+
+Importable as ``asv_benchmarks._common`` from the repository root (scripts elsewhere put the
+root on ``sys.path``); asv imports it as a module of the benchmark package and finds no
+benchmark in it. It holds:
+
+- :func:`coefficients` and :func:`bind_kernel`, the only places where the benchmarks build
+  the coefficients that fastadam's kernels take and call a kernel, for both APIs that
+  fastadam has had (so that the suite can compare commits on either side of the change,
+  and a further change of the API is one edit here);
+- the *memory skeletons*: compiled kernels with exactly the reads and writes of an update
+  (Adam, AdamW: read p, g, m, v and write p, m, v; RMSProp without momentum or centering:
+  read p, g, v and write p, v) and trivial arithmetic, serial and parallel. A kernel's
+  achieved bandwidth divided by its skeleton's says how close it is to the memory bound;
+- the same updates hand-written as plain numba loops (what a numba user would write,
+  PyTorch's formulas), and in plain numpy with preallocated scratch (the best a numpy user
+  can write), as baselines (``tests/test_bench_helpers.py`` checks both against fastadam);
+- :func:`bytes_per_step`, :func:`best_time`, :func:`kernel_case` (seeded arrays and a
+  zero-argument callable for one (kernel, dtype, size, mode) case) and
+  :func:`step_case` (an optimizer's ``step`` and the bare kernel calls it makes);
+- :func:`interleaved_ratio`, which times two callables alternately in one process, and
+  :func:`pin_threads`: what the suite's ``track_*`` ratio benchmarks are made of.
+"""
+
+import math
+import statistics
+import time
+import types
+
+import numba
+import numpy as np
+from numba import njit, prange
+
+# fastadam is imported in the functions that use it, never at import: asv forks every
+# benchmark from a process that imported the suite, and a fastadam that starts numba's
+# threads when imported (GNU OpenMP) would make every parallel kernel abort after the fork.
+
+__all__ = [
+    "KERNELS",
+    "ARRAYS_READ_WRITTEN",
+    "THREADS",
+    "coefficients",
+    "bind_kernel",
+    "records",
+    "adam_skeleton",
+    "adam_skeleton_parallel",
+    "rmsprop_skeleton",
+    "rmsprop_skeleton_parallel",
+    "adam_loop",
+    "adam_loop_parallel",
+    "rmsprop_loop",
+    "rmsprop_loop_parallel",
+    "numpy_adam_step",
+    "numpy_rmsprop_step",
+    "bytes_per_step",
+    "best_time",
+    "kernel_case",
+    "step_case",
+    "pin_threads",
+    "interleaved_ratio",
+]
+
+_OPTIONS = dict(cache=True, error_model="numpy", nogil=True)
+
+#: The update kernels the helpers know, and the skeleton whose traffic each one has.
+KERNELS = ("adam", "adamw", "rmsprop")
+
+#: What :func:`kernel_case` can time for each kernel.
+IMPLS = ("fastadam", "skeleton", "loop", "numpy")
+
+#: (arrays read, arrays written) per element, for each kernel and skeleton.
+ARRAYS_READ_WRITTEN = {"adam": (4, 3), "adamw": (4, 3), "rmsprop": (3, 2)}
+
+#: numba threads of every benchmark that runs a parallel kernel (fewer on a smaller machine).
+THREADS = 2
+
+#: Hyperparameters of every benchmark case: PyTorch's convention and defaults, AdamW with
+#: PyTorch's default decay, and the same lr as the optimizers that :func:`step_case` builds.
+ADAM_LR = 1e-3
+RMSPROP_LR = 1e-2
+ADAMW_WEIGHT_DECAY = 1e-2
+
+
+def records():
+    """True when this fastadam's kernels take named records, ``kernel(p, g, state, coef)``
+    with ``coef = fastadam.kernels.adam_coefficients(t, lr=..., ...)`` (the redesign of
+    2026-11); False for the positional API before it, ``kernel(p, g, m, v, vmax, coef)``
+    with the tuple of ``fastadam.rules.adam_coefficients(t, lr, beta1, ...)``."""
+    from fastadam import kernels
+
+    return hasattr(kernels, "AdamState")
+
+
+def coefficients(kind, t, lr, *, weight_decay=0.0, momentum=0.0, centered=False):
+    """The coefficients of one kernel call at step ``t``, in PyTorch's convention.
+
+    With :func:`bind_kernel`, the only place where the benchmarks use fastadam's kernel API.
+
+    Parameters
+    ----------
+    kind : {'adam', 'adamw', 'rmsprop'}
+        Adam with coupled (L2) weight decay, Adam with decoupled weight decay, or RMSProp.
+    t : int
+        Step number (1 on the first update).
+    lr : float
+        Learning rate.
+    weight_decay : float
+        Weight decay (decoupled for ``'adamw'``, coupled otherwise).
+    momentum : float
+        RMSProp only: momentum (0: no momentum buffer).
+    centered : bool
+        RMSProp only: centered variant (a mean-gradient buffer).
+    """
+    if kind not in KERNELS:
+        raise ValueError(f"kind must be one of {KERNELS}, got {kind!r}")
+    from fastadam import kernels
+
+    if records():
+        if kind == "rmsprop":
+            return kernels.rmsprop_coefficients(
+                t, lr=lr, weight_decay=weight_decay, momentum=momentum, centered=centered
+            )
+        return kernels.adam_coefficients(
+            t, lr=lr, weight_decay=weight_decay, decoupled_weight_decay=kind == "adamw"
+        )
+    from fastadam import rules  # the positional API (removed by the redesign)
+
+    if kind == "rmsprop":
+        return rules.rmsprop_coefficients(
+            t, lr, 0.99, 1e-8, momentum, weight_decay, False, False, False, False,
+            False, centered, False,
+        )  # fmt: skip
+    return rules.adam_coefficients(
+        t, lr, 0.9, 0.999, 1e-8, 0.0, weight_decay, kind == "adamw",
+        False, True, False, False, False,
+    )  # fmt: skip
+
+
+def bind_kernel(kind, parallel, p, g, state, coef):
+    """A zero-argument callable: one step of fastadam's kernel, in place.
+
+    Parameters
+    ----------
+    kind : {'adam', 'adamw', 'rmsprop'}
+        As for :func:`coefficients` (AdamW is the Adam kernel).
+    parallel : bool
+        The parallel kernel (over numba's threads) or the serial one.
+    p, g : ndarray
+        Parameters and gradient.
+    state : tuple of ndarray
+        Adam: ``(m, v)``; RMSProp: ``(v,)``, or ``(v, gbar, buf)`` when centered with
+        momentum. The buffers that the coefficients do not use are not accessed.
+    coef
+        From :func:`coefficients`.
+    """
+    from fastadam import kernels
+
+    name = "rmsprop" if kind == "rmsprop" else "adam"
+    k = getattr(kernels, f"{name}_parallel" if parallel else name)
+    if records():
+        record = kernels.RMSPropState if name == "rmsprop" else kernels.AdamState
+        empty = np.empty(0, dtype=p.dtype)
+        s = record(*state, *[empty] * (3 - len(state)))
+
+        def step():
+            k(p, g, s, coef)
+
+    else:
+        s = (*state, *[state[-1]] * (3 - len(state)))  # unused buffers alias a used one
+
+        def step():
+            k(p, g, *s, coef)
+
+    return step
+
+
+# -- memory skeletons ------------------------------------------------------------------------
+def _adam_traffic(p, g, m, v, a):
+    """Read p, g, m, v and write p, m, v -- Adam's traffic -- with two multiply-adds."""
+    n = p.size
+    p = p.reshape(n)
+    g = g.reshape(n)
+    m = m.reshape(n)
+    v = v.reshape(n)
+    for i in prange(n):
+        gi = g[i]
+        mi = a * m[i] + gi
+        vi = a * v[i] + gi
+        m[i] = mi
+        v[i] = vi
+        p[i] = p[i] - a * (mi + vi)
+
+
+def _rmsprop_traffic(p, g, v, a):
+    """Read p, g, v and write p, v -- plain RMSProp's traffic -- with trivial arithmetic."""
+    n = p.size
+    p = p.reshape(n)
+    g = g.reshape(n)
+    v = v.reshape(n)
+    for i in prange(n):
+        gi = g[i]
+        vi = a * v[i] + gi
+        v[i] = vi
+        p[i] = p[i] - a * vi
+
+
+def _jit(func, parallel, name):
+    """Compile a renamed copy of ``func`` (its own on-disk cache entry)."""
+    func = types.FunctionType(func.__code__, func.__globals__, name)
+    func.__qualname__ = name
+    return njit(parallel=parallel, **_OPTIONS)(func)
+
+
+adam_skeleton = _jit(_adam_traffic, False, "adam_skeleton")
+adam_skeleton_parallel = _jit(_adam_traffic, True, "adam_skeleton_parallel")
+rmsprop_skeleton = _jit(_rmsprop_traffic, False, "rmsprop_skeleton")
+rmsprop_skeleton_parallel = _jit(_rmsprop_traffic, True, "rmsprop_skeleton_parallel")
+
+
+# -- hand-written numba loops -----------------------------------------------------------------
+def _adam_loop(p, g, m, v, t, lr, beta1, beta2, eps, decay):
+    """PyTorch's Adam (AdamW when ``decay`` < 1: p *= decay first), written as the plain
+    loop a numba user would write, in the arrays' dtype."""
+    f = p.dtype.type
+    n = p.size
+    p = p.reshape(n)
+    g = g.reshape(n)
+    m = m.reshape(n)
+    v = v.reshape(n)
+    step = f(lr / (1.0 - beta1**t))
+    inv_sqrt_bc2 = f(1.0 / math.sqrt(1.0 - beta2**t))
+    b1 = f(beta1)
+    b2 = f(beta2)
+    ob1 = f(1.0 - beta1)
+    ob2 = f(1.0 - beta2)
+    e = f(eps)
+    d = f(decay)
+    for i in prange(n):
+        gi = g[i]
+        mi = b1 * m[i] + ob1 * gi
+        vi = b2 * v[i] + ob2 * gi * gi
+        m[i] = mi
+        v[i] = vi
+        p[i] = d * p[i] - step * mi / (math.sqrt(vi) * inv_sqrt_bc2 + e)
+
+
+def _rmsprop_loop(p, g, v, lr, alpha, eps):
+    """PyTorch's RMSProp without momentum or centering, as a plain numba loop."""
+    f = p.dtype.type
+    n = p.size
+    p = p.reshape(n)
+    g = g.reshape(n)
+    v = v.reshape(n)
+    a = f(alpha)
+    oa = f(1.0 - alpha)
+    lr_ = f(lr)
+    e = f(eps)
+    for i in prange(n):
+        gi = g[i]
+        vi = a * v[i] + oa * gi * gi
+        v[i] = vi
+        p[i] = p[i] - lr_ * gi / (math.sqrt(vi) + e)
+
+
+adam_loop = _jit(_adam_loop, False, "adam_loop")
+adam_loop_parallel = _jit(_adam_loop, True, "adam_loop_parallel")
+rmsprop_loop = _jit(_rmsprop_loop, False, "rmsprop_loop")
+rmsprop_loop_parallel = _jit(_rmsprop_loop, True, "rmsprop_loop_parallel")
+
+
+# -- plain numpy baselines -------------------------------------------------------------------
+def numpy_adam_step(p, g, m, v, tmp, t, lr=ADAM_LR, beta1=0.9, beta2=0.999, eps=1e-8):
+    """PyTorch-convention Adam in plain numpy, in place, with one preallocated scratch array.
+
+    ``tmp`` has the shape and dtype of ``p``. No temporaries are allocated.
+    """
+    bc1 = 1.0 - beta1**t
+    bc2 = 1.0 - beta2**t
+    m *= beta1
+    np.multiply(g, 1.0 - beta1, out=tmp)
+    m += tmp
+    v *= beta2
+    np.multiply(g, g, out=tmp)
+    tmp *= 1.0 - beta2
+    v += tmp
+    np.sqrt(v, out=tmp)
+    tmp *= 1.0 / math.sqrt(bc2)
+    tmp += eps
+    np.divide(m, tmp, out=tmp)
+    tmp *= lr / bc1
+    p -= tmp
+
+
+def numpy_rmsprop_step(p, g, v, tmp, lr=RMSPROP_LR, decay=0.99, eps=1e-8):
+    """PyTorch-convention RMSProp (no momentum) in plain numpy, in place, one scratch array."""
+    v *= decay
+    np.multiply(g, g, out=tmp)
+    tmp *= 1.0 - decay
+    v += tmp
+    np.sqrt(v, out=tmp)
+    tmp += eps
+    np.divide(g, tmp, out=tmp)
+    tmp *= lr
+    p -= tmp
+
+
+# -- timing ----------------------------------------------------------------------------------
+def bytes_per_step(kernel, n, dtype):
+    """Bytes an update of ``n`` elements must move: arrays read plus arrays written."""
+    reads, writes = ARRAYS_READ_WRITTEN[kernel]
+    return (reads + writes) * n * np.dtype(dtype).itemsize
+
+
+def _calibrate(func, min_time, max_number):
+    """Calls per batch so that a batch of ``func()`` lasts at least ``min_time``."""
+    number = 1
+    while True:
+        t0 = time.perf_counter()
+        for _ in range(number):
+            func()
+        dt = time.perf_counter() - t0
+        if dt >= min_time or number >= max_number:
+            return number, dt
+        number = min(max_number, max(number * 2, int(number * min_time / max(dt, 1e-9))))
+
+
+def _batch(func, number, timer=time.perf_counter):
+    t0 = timer()
+    for _ in range(number):
+        func()
+    return (timer() - t0) / number
+
+
+def best_time(func, min_time=0.02, repeat=3, max_number=10_000):
+    """Best seconds per call of ``func()`` over ``repeat`` batches of at least ``min_time``."""
+    func()
+    number, dt = _calibrate(func, min_time, max_number)
+    best = dt / number
+    for _ in range(repeat - 1):
+        best = min(best, _batch(func, number))
+    return best
+
+
+def interleaved_ratio(
+    func, reference, rounds=21, batch_time=2e-3, max_time=1.0, max_number=100_000,
+    timer=time.process_time, samples=None,
+):  # fmt: skip
+    """Seconds per call of ``func()`` over seconds per call of ``reference()``, timed
+    alternately in this process: the median over rounds of the per-round ratio.
+
+    Each round times one batch of ``func`` and one of ``reference`` back to back (each batch
+    at least ``batch_time`` seconds; the order alternates from round to round), so both see
+    the same machine: another process taking a core, a slower clock or a busier memory bus
+    slow both, and their ratio stays put. The median then drops the rounds that one burst
+    of interference hit in one batch only.
+
+    Parameters
+    ----------
+    func, reference : callable
+        Zero-argument callables, already compiled (called once before).
+    rounds : int
+        Rounds to run; fewer when ``max_time`` seconds have passed (at least 5).
+    batch_time : float
+        Minimum seconds of each batch.
+    max_time : float
+        Seconds after which no new round starts, once 5 rounds are done.
+    max_number : int
+        Most calls per batch.
+    timer : callable
+        The clock. The default, :func:`time.process_time`, counts the CPU time of this
+        process only: time spent waiting while another process has the core does not count
+        (right for single-threaded work; with several threads busy-waiting would count).
+    samples : list, optional
+        If given, the per-round ratios are appended to it (for noise reports).
+    """
+    func()
+    reference()
+    n_func, _ = _calibrate(func, batch_time, max_number)
+    n_ref, _ = _calibrate(reference, batch_time, max_number)
+    ratios = []
+    start = time.perf_counter()
+    for r in range(rounds):
+        if r % 2:
+            t_ref = _batch(reference, n_ref, timer)
+            t_func = _batch(func, n_func, timer)
+        else:
+            t_func = _batch(func, n_func, timer)
+            t_ref = _batch(reference, n_ref, timer)
+        ratios.append(t_func / t_ref)
+        if r >= 4 and time.perf_counter() - start > max_time:
+            break
+    if samples is not None:
+        samples.extend(ratios)
+    return statistics.median(ratios)
+
+
+def pin_threads(threads=THREADS):
+    """Set numba's thread count to ``threads`` (at most what numba started with); return it.
+
+    Call it in a benchmark's ``setup``, not at import: asv forks every benchmark from a
+    process that imported the suite, and numba's threads must start after the fork.
+    """
+    threads = max(1, min(threads, numba.config.NUMBA_NUM_THREADS))
+    numba.set_num_threads(threads)
+    return threads
+
+
+# -- cases -----------------------------------------------------------------------------------
+def aligned_empty(n, dtype, offset=0):
+    """An uninitialised 1-D array that starts ``offset`` bytes after a 4096-byte boundary.
+
+    numpy aligns small arrays to 16 bytes only, wherever the heap has room, so the same
+    benchmark can run on differently aligned arrays in two processes, which changes the
+    speed of vectorized loops by up to tens of percent (AVX-512 loads split across cache
+    lines). The benchmarks place every array at a fixed offset instead: multiples of 64
+    bytes (whole cache lines), a different one per array (so that no two arrays share their
+    offset within a page, which makes loads and stores falsely alias).
+    """
+    dtype = np.dtype(dtype)
+    buf = np.empty(n * dtype.itemsize + 4096 + offset, dtype=np.uint8)
+    start = (-buf.ctypes.data) % 4096 + offset
+    return buf[start : start + n * dtype.itemsize].view(dtype)
+
+
+def _data(kernel, dtype, n, seed):
+    """Seeded p, g, (m,) v, each at its own fixed offset (:func:`aligned_empty`)."""
+    dtype = np.dtype(dtype)
+    rng = np.random.default_rng(seed)
+    names = ("p", "g", "v") if kernel == "rmsprop" else ("p", "g", "m", "v")
+    arrays = {name: aligned_empty(n, dtype, 320 * k) for k, name in enumerate(names)}
+    arrays["p"][:] = rng.random(n, dtype=dtype)
+    arrays["g"][:] = rng.random(n, dtype=dtype) - dtype.type(0.5)
+    if "m" in arrays:
+        arrays["m"][:] = rng.random(n, dtype=dtype)
+    arrays["v"][:] = 0.5
+    return tuple(arrays.values())
+
+
+def kernel_case(kernel, dtype, n, mode, impl="fastadam", seed=0):
+    """Seeded arrays and a zero-argument callable that applies one update in place.
+
+    Parameters
+    ----------
+    kernel : {'adam', 'adamw', 'rmsprop'}
+        Which update (PyTorch's convention; AdamW with weight decay 1e-2, RMSProp without
+        momentum or centering).
+    dtype : str or dtype
+        float32 or float64.
+    n : int
+        Number of elements.
+    mode : {'serial', 'parallel'}
+        Serial or parallel kernel (ignored by ``impl='numpy'``).
+    impl : {'fastadam', 'skeleton', 'loop', 'numpy'}
+        The update kernel, its memory skeleton, the same update as a hand-written numba
+        loop, or the plain-numpy baseline (AdamW's numpy baseline is Adam's: the decay adds
+        no traffic).
+    seed : int
+        Seed of the data.
+
+    Returns
+    -------
+    step : callable
+        ``step()`` applies one update; it is already compiled (called once).
+    arrays : tuple of ndarray
+        The arrays it updates (keep them alive).
+    """
+    if kernel not in KERNELS:
+        raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
+    if mode not in ("serial", "parallel"):
+        raise ValueError(f"mode must be 'serial' or 'parallel', got {mode!r}")
+    if impl not in IMPLS:
+        raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
+    dtype = np.dtype(dtype)
+    arrays = _data(kernel, dtype, n, seed)
+    parallel = mode == "parallel"
+    a = dtype.type(0.5)
+    if kernel == "rmsprop":
+        p, g, v = arrays
+        if impl == "fastadam":
+            coef = coefficients("rmsprop", 1, RMSPROP_LR)
+            step = bind_kernel("rmsprop", parallel, p, g, (v,), coef)
+
+        elif impl == "skeleton":
+            k = rmsprop_skeleton_parallel if parallel else rmsprop_skeleton
+
+            def step():
+                k(p, g, v, a)
+
+        elif impl == "loop":
+            k = rmsprop_loop_parallel if parallel else rmsprop_loop
+
+            def step():
+                k(p, g, v, RMSPROP_LR, 0.99, 1e-8)
+
+        else:
+            tmp = np.empty_like(p)
+
+            def step():
+                numpy_rmsprop_step(p, g, v, tmp)
+
+    else:
+        p, g, m, v = arrays
+        if impl == "fastadam":
+            wd = ADAMW_WEIGHT_DECAY if kernel == "adamw" else 0.0
+            coef = coefficients(kernel, 10, ADAM_LR, weight_decay=wd)
+            step = bind_kernel(kernel, parallel, p, g, (m, v), coef)
+
+        elif impl == "skeleton":
+            k = adam_skeleton_parallel if parallel else adam_skeleton
+
+            def step():
+                k(p, g, m, v, a)
+
+        elif impl == "loop":
+            k = adam_loop_parallel if parallel else adam_loop
+            decay = 1.0 - ADAM_LR * ADAMW_WEIGHT_DECAY if kernel == "adamw" else 1.0
+
+            def step():
+                k(p, g, m, v, 10, ADAM_LR, 0.9, 0.999, 1e-8, decay)
+
+        else:
+            tmp = np.empty_like(p)
+
+            def step():
+                numpy_adam_step(p, g, m, v, tmp, 10)
+
+    step()
+    return step, arrays
+
+
+#: The optimizers :func:`step_case` knows: (kernel kind, keywords of the optimizer).
+OPTIMIZERS = {
+    "Adam": ("adam", {}),
+    "AdamW": ("adamw", {"weight_decay": ADAMW_WEIGHT_DECAY}),
+    "RMSProp": ("rmsprop", {}),
+    "RMSProp-centered-momentum": ("rmsprop", {"momentum": 0.9, "centered": True}),
+}
+
+
+def step_case(optimizer, dtype, n, n_arrays=1, seed=0):
+    """An optimizer's ``step`` and the bare kernel calls that do the same update.
+
+    ``opt_step()`` calls ``opt.step(grads)`` on ``n_arrays`` arrays of ``n`` elements;
+    ``kernel_step()`` calls the kernel that the optimizer uses for arrays of that size
+    (serial below ``fastadam.kernels.PARALLEL_MIN_SIZE`` elements, parallel from there on),
+    once per array in a Python loop, with coefficients computed once. Their time ratio is
+    the optimizer's per-step cost over the bare kernels': validation, the coefficients,
+    dispatch. Both are already compiled (called once).
+
+    Returns
+    -------
+    opt_step, kernel_step : callable
+    arrays : tuple
+        What they update (keep it alive).
+    """
+    import fastadam as fa
+
+    kind, options = OPTIMIZERS[optimizer]
+    make = {"adam": fa.Adam, "adamw": fa.AdamW, "rmsprop": fa.RMSProp}[kind]
+    lr = RMSPROP_LR if kind == "rmsprop" else ADAM_LR
+    rng = np.random.default_rng(seed)
+    ps = [rng.standard_normal(n).astype(dtype) for _ in range(n_arrays)]
+    gs = [rng.standard_normal(n).astype(dtype) for _ in range(n_arrays)]
+    opt = make(ps[0] if n_arrays == 1 else ps, lr=lr, **options)
+    grads = gs[0] if n_arrays == 1 else gs
+    parallel = n >= fa.kernels.PARALLEL_MIN_SIZE
+    coef = coefficients(kind, 10, lr, **options)
+    qs = [p.copy() for p in ps]
+    n_state = 1 if kind == "rmsprop" and not options else (3 if kind == "rmsprop" else 2)
+    state = [tuple(np.zeros_like(p) for _ in range(n_state)) for p in ps]
+    steps = [
+        bind_kernel(kind, parallel, q, g, st, coef) for q, g, st in zip(qs, gs, state, strict=True)
+    ]
+
+    def kernel_step():
+        for step in steps:
+            step()
+
+    def opt_step():
+        opt.step(grads)
+
+    opt_step()
+    kernel_step()
+    return opt_step, kernel_step, (opt, ps, gs, qs, state)
