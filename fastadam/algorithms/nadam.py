@@ -215,7 +215,8 @@ CONVENTIONS = {
     for c in (
         Convention("pytorch", 2e-3, 0.9, 0.999, 1e-8, 0.0, 4e-3, True, False),
         Convention("keras", 1e-3, 0.9, 0.999, 1e-7, 0.0, 1.0, True, True),
-        Convention("optax", 1e-3, 0.9, 0.999, 1e-8, 0.0, 0.0, False, False),
+        # optax has no schedule; momentum_decay is PyTorch's, for momentum_schedule=True
+        Convention("optax", 1e-3, 0.9, 0.999, 1e-8, 0.0, 4e-3, False, False),
     )
 }
 
