@@ -27,9 +27,8 @@ from .cpu.kernels import COMPILED, PARALLEL_MIN_SIZE
 
 _ADAM = COMPILED["adam"]
 _RMSPROP = COMPILED["rmsprop"]
-adam_coefficients, adam_cast = _ADAM.coefficients, _ADAM.cast
-adam_serial, adam_parallel = _ADAM.serial, _ADAM.parallel
-rmsprop_coefficients, rmsprop_cast = _RMSPROP.coefficients, _RMSPROP.cast
+adam_coefficients, adam_serial, adam_parallel = _ADAM.coefficients, _ADAM.serial, _ADAM.parallel
+rmsprop_coefficients = _RMSPROP.coefficients
 rmsprop_serial, rmsprop_parallel = _RMSPROP.serial, _RMSPROP.parallel
 
 # -- info slots: settings --------------------------------------------------------------
@@ -327,22 +326,20 @@ def update(ws, g, lr, info):
             info[h + 6] != 0, info[h + 7] != 0, info[h + 8] != 0, False, info[h + 9] != 0,
             info[h + 10] != 0,
         )  # fmt: skip
-        c = adam_cast(coef, x.dtype.type)
         if n >= PARALLEL_MIN_SIZE:
-            adam_parallel(x, g, s0, s1, s2, c)
+            adam_parallel(x, g, s0, s1, s2, coef)
         else:
-            adam_serial(x, g, s0, s1, s2, c)
+            adam_serial(x, g, s0, s1, s2, coef)
     else:
         coef = rmsprop_coefficients(
             t, lr, info[h + 1], info[h + 2], info[h + 3], info[h + 4], info[h + 5] != 0,
             info[h + 6] != 0, info[h + 7] != 0, info[h + 8] != 0, False, info[h + 9] != 0,
             info[h + 10] != 0,
         )  # fmt: skip
-        c = rmsprop_cast(coef, x.dtype.type)
         if n >= PARALLEL_MIN_SIZE:
-            rmsprop_parallel(x, g, s0, s1, s2, c)
+            rmsprop_parallel(x, g, s0, s1, s2, coef)
         else:
-            rmsprop_serial(x, g, s0, s1, s2, c)
+            rmsprop_serial(x, g, s0, s1, s2, coef)
     if info[HAS_BOUNDS] != 0:
         lo = ws[int(info[R_LO])]
         hi = ws[int(info[R_HI])]

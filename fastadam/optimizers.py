@@ -10,6 +10,7 @@ Changing ``lr`` (or passing a schedule) never recompiles anything.
 import copy
 import dataclasses
 import threading
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -24,6 +25,15 @@ __all__ = ["Optimizer", "Adam", "AdamW", "RMSProp", "NAdam"]
 _RUN_KEYWORDS = ("convention", "skip_nonfinite", "stream", "mixed_precision")
 
 
+class _Launch(NamedTuple):
+    """The arrays of one group and dtype, and the function that steps them."""
+
+    indices: list  # positions of the arrays among the optimizer's parameters
+    arrays: tuple  # (params, s0s, s1s, s2s), tuples of flat arrays
+    counters: Any  # the backend's skipped-step counters
+    run: Any  # run(grads, t, args, skip_nonfinite) -> the value carried to the next step
+
+
 class _Group:
     """One parameter group: the indices of its arrays, its resolved hyperparameters, the
     values carried from step to step, and (per dtype) the arrays each kernel call takes."""
@@ -32,11 +42,13 @@ class _Group:
         self.indices = indices
         self.args = args
         self.carry = carry
-        self.launches = []  # [(indices, (ps, s0s, s1s, s2s), counters)] per dtype
+        self.cached = None  # the coefficient arguments, while they stay the same
+        self.launches = []  # a _Launch per dtype
 
-    def coefficients(self, spec, t, lr):
+    def arguments(self, spec, lr):
+        """The positional arguments of ``spec.coefficients`` after ``t``."""
         values = dict(self.args, lr=lr, **self.carry)
-        return spec.coefficients(t, *(values[n] for n in spec.arguments))
+        return tuple(values[name] for name in spec.arguments)
 
 
 class Optimizer:
@@ -153,7 +165,18 @@ class Optimizer:
                     buffers = self._state.get(name, first)
                     arrays.append(tuple(buffers[i] for i in idx))
                 counters = b.counters(len(idx))
-                group.launches.append((idx, tuple(arrays), counters))
+                run = b.launcher(self.algorithm, tuple(arrays), counters, self._gather(idx),
+                                 self._stream)  # fmt: skip
+                group.launches.append(_Launch(idx, tuple(arrays), counters, run))
+
+    def _gather(self, idx):
+        """The function that picks this launch's gradients, as flat arrays, in a tuple."""
+        flat = self._backend.flat
+        if len(idx) < len(self._params):
+            return lambda grads: tuple(flat(grads[i]) for i in idx)
+        if all(p.ndim == 1 and flat(p) is p for p in self._params):
+            return tuple  # all arrays, already flat
+        return lambda grads: tuple(map(flat, grads))
 
     # -- hyperparameters ------------------------------------------------------------------
     @property
@@ -167,6 +190,7 @@ class Optimizer:
         value = val.check_lr(value)
         for group in self._groups:
             group.args["lr"] = value
+            group.cached = None
 
     @property
     def param_groups(self):
@@ -194,7 +218,7 @@ class Optimizer:
         """Per parameter array, the number of steps skipped for a non-finite gradient."""
         out = np.zeros(len(self._params), dtype=np.int64)
         for group in self._groups:
-            for idx, _, counters in group.launches:
+            for idx, _, counters, _ in group.launches:
                 out[idx] = self._backend.to_numpy(counters)
         return out
 
@@ -219,18 +243,26 @@ class Optimizer:
             Mismatched or invalid gradients, or a schedule returning an invalid ``lr``;
             nothing is written in that case.
         """
-        b, spec = self._backend, self.algorithm
-        grads = b.check_grads(grads, self._params, self._single)
+        grads = self._backend.check_grads(grads, self._params, self._single)
         with self._lock:
             t = self.t + 1
-            coefs = [g.coefficients(spec, t, val.lr_at(g.args["lr"], t)) for g in self._groups]
-            for group, coef in zip(self._groups, coefs, strict=True):
-                for idx, arrays, counters in group.launches:
-                    gs = tuple(b.flat(grads[i]) for i in idx)
-                    b.update(spec, arrays, gs, coef, self.skip_nonfinite, counters,
-                             self._stream)  # fmt: skip
-                group.carry = {name: float(getattr(coef, name)) for name in spec.carry}
+            args = [self._step_arguments(group, t) for group in self._groups]  # may raise
+            for group, group_args in zip(self._groups, args, strict=True):
+                for launch in group.launches:
+                    carried = launch.run(grads, t, group_args, self.skip_nonfinite)
+                for name in group.carry:
+                    group.carry[name] = carried
             self.t = t
+
+    def _step_arguments(self, group, t):
+        """The group's coefficient arguments at step ``t``: built once, and again only where
+        a schedule or a carried value changes them."""
+        lr = group.args["lr"]
+        if callable(lr) or group.carry:
+            return group.arguments(self.algorithm, val.lr_at(lr, t))
+        if group.cached is None:
+            group.cached = group.arguments(self.algorithm, lr)
+        return group.cached
 
     # -- state ----------------------------------------------------------------------------
     def state_dict(self):
@@ -286,8 +318,8 @@ class Optimizer:
                     self._backend.assign(buf, loaded["buffers"][name, i])
             for group, args, carry in zip(self._groups, loaded["args"], loaded["carry"],
                                           strict=True):  # fmt: skip
-                group.args, group.carry = args, carry
-                for idx, _, counters in group.launches:
+                group.args, group.carry, group.cached = args, carry, None
+                for idx, _, counters, _ in group.launches:
                     self._backend.assign(counters, loaded["skips"][idx])
             self.t = loaded["t"]
 
@@ -308,7 +340,7 @@ class Optimizer:
         self._backend = _backend_for(self._params)
         self._prepare()
         for group in self._groups:
-            for idx, _, counters in group.launches:
+            for idx, _, counters, _ in group.launches:
                 self._backend.assign(counters, skips[idx])
 
     def __deepcopy__(self, memo):

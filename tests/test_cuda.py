@@ -226,7 +226,8 @@ def test_long_lists_are_split_into_launches(monkeypatch):
     np.testing.assert_array_equal(opt_d.nonfinite_skips, opt_h.nonfinite_skips)
     for h, d in zip(opt_h.params, dev, strict=True):
         _compare(h, d, np.float64)
-    (_, _, counters), = opt_d._groups[0].launches  # fmt: skip
+    (launch,) = opt_d._groups[0].launches
+    counters = launch.counters
     assert [part.members for part in counters.plan.parts] == [[1, 3], [2, 0], [4]]
     # the launch helpers split lists too
     coef = kernels.adam_coefficients(1, lr=1e-2)
@@ -267,7 +268,7 @@ def test_cached_launches_match_the_dispatcher(name, monkeypatch):
         built = [
             c
             for group in opt._groups
-            for _, _, counters in group.launches
+            for _, _, counters, _ in group.launches
             for part in counters.plan.parts
             for c in part.cached.values()
         ]

@@ -409,23 +409,38 @@ def test_parallel_respects_set_num_threads():
 # ---------------------------------------------------------------------------------------------
 
 
+def _step_args(name, t, mode):
+    """The positional coefficient arguments after ``t`` that the optimizers' compiled step
+    takes, for ``MODES[name][mode]``."""
+    spec = ALGORITHMS[name]
+    kw = dict(MODES[name][mode])
+    args = spec.resolve(kw.pop("convention", "pytorch"), **kw)
+    if spec.carry:  # NAdam's running product through step t - 1
+        args["mu_product"] = _coef(name, t - 1, mode).mu_product if t > 1 else 1.0
+    return tuple(args[a] for a in spec.arguments)
+
+
 @pytest.mark.parametrize("name", list(ALGORITHMS))
-def test_many_equals_one_kernel_call_per_array(name):
-    """The tuples must be homogeneous for numba (a runtime index into a tuple): flat arrays
-    of one dtype, as the optimizers pass them."""
+def test_step_equals_one_kernel_call_per_array(name):
+    """The optimizers' compiled step: the coefficients of step t from the hyperparameters,
+    then the serial or parallel loop per array (tuples of flat arrays of one dtype), equal
+    to one public kernel call per array with the builder's coefficients."""
     spec, compiled = ALGORITHMS[name], COMPILED[name]
-    sizes = [7, 12, 50]
+    sizes = [7, 12, 50, BIG]
     rng = np.random.default_rng(10)
     ps = [rng.standard_normal(s) for s in sizes]
     gs = [rng.standard_normal(s) for s in sizes]
     states = [[np.zeros(s) for s in sizes] for _ in range(3)]
     one = [[x.copy() for x in arrs] for arrs in (ps, *states)]
-    skipped = np.zeros(3, np.int64)
+    skipped = np.zeros(4, np.int64)
     mode = list(MODES[name])[1]
-    for t in (1, 2):
+    for t in (1, 2, 3):
         coef = _coef(name, t, mode)
-        compiled.many(tuple(ps), tuple(gs), *map(tuple, states), coef, False, skipped)
-        for k in range(3):
+        carried = compiled.step(tuple(ps), tuple(gs), *map(tuple, states), t,
+                                _step_args(name, t, mode), False, skipped)  # fmt: skip
+        if spec.carry:
+            assert carried == coef.mu_product
+        for k in range(4):
             getattr(kernels, name)(one[0][k], gs[k], spec.State(*(s[k] for s in one[1:])), coef)
     for arrs, ones in zip((ps, *states), one, strict=True):
         for x, y in zip(arrs, ones, strict=True):
@@ -433,7 +448,7 @@ def test_many_equals_one_kernel_call_per_array(name):
     np.testing.assert_array_equal(skipped, 0)
 
 
-def test_many_skips_nonfinite_arrays():
+def test_step_skips_nonfinite_arrays():
     compiled = COMPILED["rmsprop"]
     sizes = [7, 12, 5]
     rng = np.random.default_rng(11)
@@ -443,15 +458,15 @@ def test_many_skips_nonfinite_arrays():
     vs, gb, bf = ([np.zeros(s, np.float32) for s in sizes] for _ in range(3))
     before = [p.copy() for p in ps]
     skipped = np.zeros(3, np.int64)
-    coef = kernels.cast_coefficients(_coef("rmsprop", 1, "centered_momentum"), np.float32)
-    args = (tuple(ps), tuple(gs), tuple(vs), tuple(gb), tuple(bf), coef)
-    compiled.many(*args, True, skipped)
+    args = (tuple(ps), tuple(gs), tuple(vs), tuple(gb), tuple(bf), 1,
+            _step_args("rmsprop", 1, "centered_momentum"))  # fmt: skip
+    compiled.step(*args, True, skipped)
     np.testing.assert_array_equal(skipped, [0, 1, 0])
     np.testing.assert_array_equal(ps[1], before[1])
     np.testing.assert_array_equal(vs[1], 0)
     assert not np.array_equal(ps[0], before[0]) and not np.array_equal(ps[2], before[2])
     # without skipping, the NaN propagates to that element only
-    compiled.many(*args, False, skipped)
+    compiled.step(*args, False, skipped)
     assert np.isnan(ps[1][11]) and np.isfinite(ps[1][:11]).all()
     np.testing.assert_array_equal(skipped, [0, 1, 0])
 
@@ -652,7 +667,7 @@ def test_import_compiles_nothing():
     code = (
         "from fastadam.cpu.kernels import COMPILED\n"
         "fs = [getattr(c, n) for c in COMPILED.values() for n in "
-        "('rule', 'coefficients', 'cast', 'buffers', 'serial', 'parallel', 'many')]\n"
+        "('rule', 'coefficients', 'cast', 'buffers', 'serial', 'parallel', 'step')]\n"
         "print(len(fs), sum(len(f.signatures) for f in fs))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

@@ -20,13 +20,17 @@ The CPU kernels (:mod:`fastadam.kernels`), the GPU kernels (:mod:`fastadam.cuda`
 optimizer classes and the tests are derived from the records in :data:`ALGORITHMS`.
 """
 
+import numpy as np
+
+from .._validation import FLOAT_DTYPES
 from . import adam, nadam, rmsprop
 from ._spec import Algorithm
 
-__all__ = ["ALGORITHMS", "Algorithm", "adam", "nadam", "rmsprop", "get"]
+__all__ = ["ALGORITHMS", "Algorithm", "adam", "nadam", "rmsprop", "get", "cast_coefficients"]
 
 #: Every algorithm, by name: the one place they are listed.
 ALGORITHMS = {m.SPEC.name: m.SPEC for m in (adam, rmsprop, nadam)}
+_BY_RECORD = {spec.Coefficients: spec for spec in ALGORITHMS.values()}
 
 
 def get(name):
@@ -34,3 +38,17 @@ def get(name):
     if name not in ALGORITHMS:
         raise ValueError(f"unknown algorithm {name!r}; valid: {list(ALGORITHMS)}")
     return ALGORITHMS[name]
+
+
+def cast_coefficients(coef, dtype):
+    """A coefficient record with its float fields converted to ``dtype`` (float32 or
+    float64); integer and boolean fields are kept. Public as
+    :func:`fastadam.kernels.cast_coefficients` (also callable from ``@njit`` code) and
+    :func:`fastadam.cuda.cast_coefficients`."""
+    spec = _BY_RECORD.get(type(coef))
+    if spec is None:
+        raise TypeError(f"coef must be a coefficient record, got {type(coef).__name__}")
+    dtype = np.dtype(dtype)
+    if dtype not in FLOAT_DTYPES:
+        raise TypeError(f"dtype must be float32 or float64, got {dtype}")
+    return spec.cast(coef, dtype.type)

@@ -10,7 +10,7 @@ torch.optim does.
 import numpy as np
 
 from .. import _validation as val
-from .kernels import COMPILED, PARALLEL_MIN_SIZE, all_finite
+from .kernels import COMPILED
 
 _COMPLEX = (np.dtype(np.complex64), np.dtype(np.complex128))
 
@@ -33,7 +33,24 @@ def check_stream(stream):
         raise ValueError("stream is for CUDA arrays; the parameters are numpy arrays")
 
 
-check_grads = val.check_grads
+def check_grads(grads, params, single):
+    """The gradients as a sequence aligned with ``params``. The common case (C-contiguous
+    numpy arrays of the parameters' dtypes and shapes) is recognised quickly; anything else
+    goes through :func:`fastadam._validation.check_grads`, whose errors name the problem."""
+    if single:
+        if _fits(grads, params[0]):
+            return (grads,)
+    elif type(grads) in (list, tuple) and len(grads) == len(params):
+        if all(map(_fits, grads, params)):
+            return grads
+    return val.check_grads(grads, params, single)
+
+
+def _fits(g, p):
+    return (
+        type(g) is np.ndarray and g.dtype == p.dtype and g.shape == p.shape
+        and g.flags.c_contiguous
+    )  # fmt: skip
 
 
 def kernel_dtype(p):
@@ -79,24 +96,16 @@ def assign(dst, src):
     dst[...] = src.reshape(dst.shape)
 
 
-def update(spec, arrays, gs, coef, skip_nonfinite, skipped, stream=None):
-    """One step on tuples of flat arrays of one dtype: the small arrays in one serial call,
-    the large ones one by one over all threads."""
-    compiled = COMPILED[spec.name]
+def launcher(spec, arrays, skipped, gather, stream=None):
+    """The function that makes one step of algorithm ``spec`` on ``arrays`` (tuples of flat
+    arrays of one dtype: parameters and the three state buffers) in one compiled call:
+    ``run(grads, t, args, skip_nonfinite)`` with ``gather(grads)`` the tuple of flat
+    gradients; it returns the value carried to the next step (see
+    :mod:`fastadam.cpu.loops`)."""
+    step = COMPILED[spec.name].step
     ps, s0s, s1s, s2s = arrays
-    c = spec.cast(coef, ps[0].dtype.type)
-    if ps[-1].size < PARALLEL_MIN_SIZE and all(p.size < PARALLEL_MIN_SIZE for p in ps):
-        compiled.many(ps, gs, s0s, s1s, s2s, c, skip_nonfinite, skipped)
-        return
-    small = [k for k, p in enumerate(ps) if p.size < PARALLEL_MIN_SIZE]
-    if small:
-        sub = np.zeros(len(small), dtype=np.int64)
-        compiled.many(*(tuple(a[k] for k in small) for a in (ps, gs, s0s, s1s, s2s)), c,
-                      skip_nonfinite, sub)  # fmt: skip
-        skipped[small] += sub
-    for k, p in enumerate(ps):
-        if p.size >= PARALLEL_MIN_SIZE:
-            if skip_nonfinite and not all_finite(gs[k]):
-                skipped[k] += 1
-            else:
-                compiled.parallel(p, gs[k], s0s[k], s1s[k], s2s[k], c)
+
+    def run(grads, t, args, skip_nonfinite):
+        return step(ps, gather(grads), s0s, s1s, s2s, t, args, skip_nonfinite, skipped)
+
+    return run

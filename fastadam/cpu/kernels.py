@@ -43,16 +43,12 @@ from numba.extending import overload
 
 from .. import algorithms
 from .._validation import FLOAT_DTYPES
+from ..algorithms import cast_coefficients
 from ..algorithms._spec import check_t
 from .compile import jit
-from .loops import all_finite, compile_loops
+from .loops import PARALLEL_MIN_SIZE, all_finite, compile_loops
 
 __all__ = ["cast_coefficients", "PARALLEL_MIN_SIZE", "all_finite"]
-
-#: The optimizers update arrays with at least this many elements with the parallel kernels,
-#: smaller ones with the serial kernels (in one call for all of them), which have no thread
-#: start-up cost. Measured crossover on a 2-core machine: see docs/performance.md.
-PARALLEL_MIN_SIZE = 1 << 16
 
 # numba 0.68 crashes when it loads from its cache a user's function that calls a
 # ``parallel=True`` function before numba's threads have started: start them now.
@@ -61,8 +57,9 @@ numba.get_num_threads()
 
 class Compiled:
     """One algorithm's compiled pieces: ``rule``, ``coefficients`` (positional),
-    ``cast``, ``buffers`` and the loops ``serial``, ``parallel`` and ``many`` (flat arrays,
-    coefficients already cast)."""
+    ``cast``, ``buffers``, and the loops of :mod:`fastadam.cpu.loops`: ``serial`` and
+    ``parallel`` (flat arrays, any float coefficient record) and ``step`` (the optimizers'
+    one call per step)."""
 
     def __init__(self, spec):
         self.spec = spec
@@ -70,12 +67,13 @@ class Compiled:
         self.coefficients = jit(spec.coefficients)
         self.cast = jit(spec.cast)
         self.buffers = jit(spec.buffers)
-        self.serial, self.parallel, self.many = compile_loops(spec.name, self.rule, self.buffers)
+        self.serial, self.parallel, self.step = compile_loops(
+            spec, self.rule, self.cast, self.buffers, self.coefficients
+        )
 
 
 #: name -> :class:`Compiled`, for every algorithm.
 COMPILED = {name: Compiled(spec) for name, spec in algorithms.ALGORITHMS.items()}
-_BY_RECORD = {c.spec.Coefficients: c for c in COMPILED.values()}
 
 
 # -- coefficients ---------------------------------------------------------------------------
@@ -287,8 +285,7 @@ def _array_kernel(compiled, loop, parallel):
     spec = compiled.spec
 
     def kernel(p, g, state, coef):
-        arrays = check_kernel_arguments(spec, p, g, state, coef)
-        loop(*arrays, spec.cast(coef, p.dtype.type))
+        loop(*check_kernel_arguments(spec, p, g, state, coef), coef)
 
     name = f"{spec.name}_parallel" if parallel else spec.name
     kernel.__name__ = kernel.__qualname__ = name
@@ -319,7 +316,6 @@ def _array_kernel(compiled, loop, parallel):
 
 def _overload_kernel(kernel, compiled, loop):
     spec = compiled.spec
-    cast = compiled.cast
     state_type = spec.State
     record = spec.Coefficients
 
@@ -339,16 +335,15 @@ def _overload_kernel(kernel, compiled, loop):
 
         def impl(p, g, state, coef):
             n = p.size
-            c = cast(coef, p.dtype.type)
-            use1, use2 = buffers(c)
+            use1, use2 = buffers(coef)
             if g.size != n:
                 raise ValueError("g: size differs from p")
             if state[0].size != n or (use1 and state[1].size != n):
                 raise ValueError("state: a buffer's size differs from p")
             if use2 and state[2].size != n:
                 raise ValueError("state: a buffer's size differs from p")
-            loop(p.reshape(n), g.reshape(n), state[0].reshape(n),
-                 state[1].reshape(state[1].size), state[2].reshape(state[2].size), c)  # fmt: skip
+            s1, s2 = state[1].reshape(state[1].size), state[2].reshape(state[2].size)
+            loop(p.reshape(n), g.reshape(n), state[0].reshape(n), s1, s2, coef)
 
         return impl
 
@@ -366,18 +361,6 @@ def _require_array(ty, name, writeable):
 
 
 # -- the cast --------------------------------------------------------------------------------
-def cast_coefficients(coef, dtype):
-    """A coefficient record with its float fields converted to ``dtype`` (float32 or
-    float64); integer and boolean fields are kept. Callable from ``@njit`` code too."""
-    compiled = _BY_RECORD.get(type(coef))
-    if compiled is None:
-        raise TypeError(f"coef must be a coefficient record, got {type(coef).__name__}")
-    dtype = np.dtype(dtype)
-    if dtype not in FLOAT_DTYPES:
-        raise TypeError(f"dtype must be float32 or float64, got {dtype}")
-    return compiled.spec.cast(coef, dtype.type)
-
-
 @overload(cast_coefficients)
 def _cast_overload(coef, dtype):
     compiled = next(

@@ -55,7 +55,7 @@ import numpy as np
 from numba import cuda
 
 from .. import algorithms
-from .._validation import FLOAT_DTYPES
+from ..algorithms import cast_coefficients
 
 __all__ = [
     "SCALAR_KERNELS",
@@ -293,20 +293,6 @@ VECTOR_KERNELS = {
     }
     for name, (rule, buffers) in DEVICE.items()
 }
-_BY_RECORD = {spec.Coefficients: spec for spec in algorithms.ALGORITHMS.values()}
-
-
-def cast_coefficients(coef, dtype):
-    """A coefficient record with its float fields converted to ``dtype`` (float32 or
-    float64; integer and boolean fields kept), so that float32 arrays are updated in float32
-    on the GPU. The same as :func:`fastadam.kernels.cast_coefficients`."""
-    spec = _BY_RECORD.get(type(coef))
-    if spec is None:
-        raise TypeError(f"coef must be a coefficient record, got {type(coef).__name__}")
-    dtype = np.dtype(dtype)
-    if dtype not in FLOAT_DTYPES:
-        raise TypeError(f"dtype must be float32 or float64, got {dtype}")
-    return spec.cast(coef, dtype.type)
 
 
 def data_pointer(a):

@@ -312,7 +312,21 @@ def to_param_layout(buffer, p):
     return buffer.copy_to_host().reshape(p.shape)
 
 
-def update(spec, arrays, gs, coef, skip_nonfinite, group, stream=0):
-    """One step on tuples of flat device arrays of one dtype (see :class:`_Plan`)."""
+def launcher(spec, arrays, group, gather, stream=0):
+    """The function that makes one step of algorithm ``spec`` on ``arrays`` (tuples of flat
+    device arrays of one dtype), as the CPU backend's: the coefficients of step ``t`` are
+    computed on the host and the launches planned by :class:`_Plan`."""
     ps, *state = arrays
-    _plan(spec.name, ps, tuple(state), group, stream).run(gs, coef, skip_nonfinite)
+    carry = _carry_index(spec)
+
+    def run(grads, t, args, skip_nonfinite):
+        coef = spec.coefficients(t, *args)
+        _plan(spec.name, ps, tuple(state), group, stream).run(gather(grads), coef,
+                                                             skip_nonfinite)  # fmt: skip
+        return float(coef[carry])
+
+    return run
+
+
+def _carry_index(spec):
+    return spec.Coefficients._fields.index(next(iter(spec.carry))) if spec.carry else 0
