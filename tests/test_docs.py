@@ -383,6 +383,9 @@ def test_quickstart(capsys):
 def test_numba_page(capsys):
     ns = run_page("numba.md", capsys)
     np.testing.assert_allclose(ns["w"], ns["w_true"], atol=1e-3)
+    np.testing.assert_allclose(ns["w_nadam"], ns["w_true"], atol=1e-3)
+    np.testing.assert_allclose(ns["simulate"](np.zeros(2), np.ones(2), 2000, 1e-2), 1.0, atol=1e-3)
+    assert ns["coefficients_in_compiled_code"](1).amsgrad == 1
     x = ns["x"].copy_to_host()
     np.testing.assert_allclose(x[[0, -1]], [-0.03, 0.03], rtol=1e-3)
 
@@ -402,11 +405,13 @@ def test_conventions_page(capsys):
     assert names == [
         "Adam:pytorch", "AdamW:pytorch", "Adam:keras", "AdamW:keras", "Adam:tf1",
         "Adam:optax", "AdamW:optax", "Adam:optax", "RMSProp:pytorch", "RMSProp:keras",
-        "RMSProp:tf1", "RMSProp:optax", "RMSProp:basic",
+        "RMSProp:tf1", "RMSProp:optax", "RMSProp:basic", "NAdam:pytorch", "NAdam:keras",
+        "NAdam:optax",
     ]  # fmt: skip
     assert opts[1].weight_decay == 1e-2 and opts[3].weight_decay == 0.004
     assert opts[4].convention.eps == 1e-8 and opts[10].convention.eps == 1e-10
     assert opts[10].convention.initial_scale == 1.0  # TF1's mean square starts at 1
+    assert opts[13].lr == 2e-3 and opts[14].eps == 1e-7 and not opts[15].momentum_schedule
     assert np.all(ns["x"] == 0)  # creating an optimizer does not touch the parameters
 
 
