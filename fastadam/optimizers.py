@@ -81,7 +81,7 @@ class Optimizer:
         self._groups = []
         start = 0
         for k, (count, override) in enumerate(overrides):
-            given = self._arguments(override, group=True)
+            given = self._arguments(override)
             fixed = sorted(n for n in given if n in self._knobs or n in spec.state_arguments)
             if fixed:
                 raise ValueError(
@@ -93,14 +93,16 @@ class Optimizer:
             self._groups.append(_Group(list(range(start, start + count)), args, {}))
             start += count
         for group in self._groups:
-            group.carry = {name: self._initial_carry(name, group.args) for name in spec.carry}
+            group.carry = {
+                name: spec.carry_from_scratch(name, 1, group.args) for name in spec.carry
+            }
         self.t = 0
         self._lock = threading.Lock()
         self._allocate()
         self._prepare()
 
     # -- arguments ------------------------------------------------------------------------
-    def _arguments(self, keywords, group=False):
+    def _arguments(self, keywords):
         """Translate this class's keywords into the algorithm's argument names."""
         return dict(keywords)
 
@@ -126,12 +128,6 @@ class Optimizer:
         code = cls.__init__.__code__
         names = code.co_varnames[1 : code.co_argcount + code.co_kwonlyargcount]
         return [n for n in names if n not in ("params", "unknown")]
-
-    def _initial_carry(self, name, args):
-        before = self.algorithm.carry[name]
-        code = getattr(before, "py_func", before).__code__
-        names = code.co_varnames[1 : code.co_argcount]
-        return float(before(1, *(args[n] for n in names)))
 
     # -- state arrays ---------------------------------------------------------------------
     def _allocate(self):
@@ -609,7 +605,7 @@ class Adam(Optimizer):
             amsgrad_corrected=amsgrad_corrected, **unknown,
         )  # fmt: skip
 
-    def _arguments(self, keywords, group=False):
+    def _arguments(self, keywords):
         out = dict(keywords)
         if "betas" in out:
             out.update(_betas(out.pop("betas")))

@@ -221,6 +221,9 @@ def test_coefficient_builder_errors_name_the_argument():
         kernels.rmsprop_coefficients(1, convention="nope")
     with pytest.raises(TypeError, match="schedule"):
         kernels.adam_coefficients(1, lr=lambda t: 0.1)
+    kernels.adam_coefficients(1, lr=1)  # validated once and remembered: not for lr=True
+    with pytest.raises(TypeError, match="lr must be a real number"):
+        kernels.adam_coefficients(1, lr=True)
     with pytest.raises(numba.core.errors.TypingError, match="convention"):
         numba.njit(lambda t, c: kernels.adam_coefficients(t, convention=c))(1, "keras")
 

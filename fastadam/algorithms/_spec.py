@@ -73,6 +73,16 @@ class Algorithm:
             )
         return self.conventions[name]
 
+    def carry_parameters(self, name):
+        """The arguments (besides ``t``) that the carried value ``name`` is computed from."""
+        func = self.carry[name]
+        code = getattr(func, "py_func", func).__code__
+        return code.co_varnames[1 : code.co_argcount]
+
+    def carry_from_scratch(self, name, t, args):
+        """The carried value ``name`` at step ``t``, computed from the resolved ``args``."""
+        return float(self.carry[name](t, *(args[p] for p in self.carry_parameters(name))))
+
     def resolve(self, convention="pytorch", **given):
         """All arguments of ``coefficients`` (after ``t``), validated: those given (None
         means "the default"), else the convention's, else the algorithm's default.

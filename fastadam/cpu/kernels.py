@@ -33,6 +33,7 @@ kernels do it themselves, to the arrays' dtype). Example, a user's compiled loop
             fastadam.kernels.adam(x, g, state, c)
 """
 
+import functools
 import textwrap
 
 import numba
@@ -81,20 +82,25 @@ def _host_coefficients(spec, t, convention, given):
     """The keyword form on the host: validated, defaults filled, float64."""
     t = check_t(t)
     carried = {name: given.pop(name) for name in spec.carry}
-    args = spec.resolve(convention, **given)
+    try:
+        # types in the key: True == 1 == 1.0 for a cache, not for the checks
+        key = tuple((k, type(v), v) for k, v in given.items())
+        args = dict(_resolved(spec.name, convention, key))
+    except TypeError:  # an unhashable value: resolve (and refuse) it without the cache
+        args = spec.resolve(convention, **given)
     if callable(args["lr"]):
         raise TypeError("lr must be a number here (evaluate a schedule at t first)")
-    for name, before in spec.carry.items():
-        value = carried[name]
-        if value is None:
-            value = before(t, *(args[p] for p in _parameters(before)[1:]))
-        args[name] = float(value)
+    for name, value in carried.items():
+        args[name] = spec.carry_from_scratch(name, t, args) if value is None else float(value)
     return spec.coefficients(t, *(args[name] for name in spec.arguments))
 
 
-def _parameters(func):
-    code = getattr(func, "py_func", func).__code__
-    return code.co_varnames[: code.co_argcount]
+@functools.lru_cache(maxsize=256)
+def _resolved(name, convention, items):
+    """The validated arguments for hashable keywords (a loop calling a builder with the same
+    hyperparameters at every step validates them once)."""
+    given = {k: v for k, _, v in items}
+    return tuple(algorithms.ALGORITHMS[name].resolve(convention, **given).items())
 
 
 def _literal(value, name):
@@ -114,7 +120,7 @@ def _omitted(ty):
 def _coefficient_builder(compiled):
     """The public ``name_coefficients`` function and its ``@njit`` overload."""
     spec = compiled.spec
-    keywords = [n for n in spec.arguments]
+    keywords = list(spec.arguments)
     params = ", ".join(f"{n}=None" for n in keywords)
     signature = f"t, {params}, convention='pytorch'"
     namespace = dict(_host=_host_coefficients, spec=spec)
@@ -128,9 +134,6 @@ def _coefficient_builder(compiled):
     builder.__module__ = __name__
     builder.__doc__ = _coefficients_doc(spec)
 
-    def typer(t, *args, **kwargs):
-        raise AssertionError("replaced below")
-
     def overload_impl(t, **kwargs):
         convention = _literal(kwargs.get("convention", "pytorch"), "convention")
         given = {n: kwargs.get(n) for n in keywords}
@@ -143,11 +146,9 @@ def _coefficient_builder(compiled):
             raise TypingError(str(exc)) from None
         lines = []
         for name in keywords:
-            if name in spec.carry and name in constants:
-                before = spec.carry[name]
-                call = ", ".join(["t"] + [_value(p, given, resolved) for p in
-                                           _parameters(before)[1:]])  # fmt: skip
-                lines.append(f"{name}_ = carry_{name}({call})")
+            if name in spec.carry and name in constants:  # computed from scratch
+                values = [_value(p, given, resolved) for p in spec.carry_parameters(name)]
+                lines.append(f"{name}_ = carry_{name}({', '.join(['t', *values])})")
             else:
                 lines.append(f"{name}_ = {_value(name, given, resolved)}")
         body = "\n".join(lines)
@@ -156,7 +157,7 @@ def _coefficient_builder(compiled):
             f"    return core(t, {', '.join(n + '_' for n in keywords)})\n"
         )
         ns = dict(core=compiled.coefficients)
-        ns.update({f"carry_{n}": numba.njit(f) for n, f in spec.carry.items()})
+        ns.update({f"carry_{n}": f for n, f in spec.carry.items()})  # register_jitable
         exec(src, ns)  # noqa: S102
         return ns["impl"]
 
