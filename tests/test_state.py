@@ -213,7 +213,7 @@ def _n_signatures():
     return {
         (name, loop): len(getattr(compiled, loop).signatures)
         for name, compiled in COMPILED.items()
-        for loop in ("coefficients", "serial", "parallel", "step")
+        for loop in ("coefficients", "serial", "parallel", "step", "step_serial")
     }
 
 

@@ -10,7 +10,7 @@ torch.optim does.
 import numpy as np
 
 from .. import _validation as val
-from .kernels import COMPILED
+from .kernels import COMPILED, PARALLEL_MIN_SIZE
 
 _COMPLEX = (np.dtype(np.complex64), np.dtype(np.complex128))
 
@@ -102,8 +102,9 @@ def launcher(spec, arrays, skipped, gather, stream=None):
     ``run(grads, t, args, skip_nonfinite)`` with ``gather(grads)`` the tuple of flat
     gradients; it returns the value carried to the next step (see
     :mod:`fastadam.cpu.loops`)."""
-    step = COMPILED[spec.name].step
+    compiled = COMPILED[spec.name]
     ps, s0s, s1s, s2s = arrays
+    step = compiled.step_serial if max(p.size for p in ps) < PARALLEL_MIN_SIZE else compiled.step
 
     def run(grads, t, args, skip_nonfinite):
         return step(ps, gather(grads), s0s, s1s, s2s, t, args, skip_nonfinite, skipped)

@@ -78,13 +78,16 @@ def step(ps, gs, s0s, s1s, s2s, t, args, skip_nonfinite, skipped):
 
 
 def compile_loops(spec, rule, cast, buffers, coefficients):
-    """The serial and parallel loops and the step of one algorithm."""
+    """The serial and parallel loops of one algorithm, and its two steps: ``step`` and
+    ``step_serial``, the same for arrays that are all below :data:`PARALLEL_MIN_SIZE`, which
+    does not compile the parallel loop (seconds of a user's first step)."""
     bound = dict(rule=rule, cast=cast, buffers=buffers)
     serial = jit(update, name=f"{spec.name}_serial", **bound)
     parallel = jit(update, parallel=True, name=f"{spec.name}_parallel", **bound)
     if len(spec.carry) > 1:
         raise NotImplementedError("the compiled step carries at most one value")
     carry = spec.Coefficients._fields.index(next(iter(spec.carry))) if spec.carry else 0
-    step_ = jit(step, name=f"{spec.name}_step", coefficients=coefficients, serial_loop=serial,
-                parallel_loop=parallel, CARRY=carry)  # fmt: skip
-    return serial, parallel, step_
+    bound = dict(coefficients=coefficients, serial_loop=serial, CARRY=carry)
+    step_ = jit(step, name=f"{spec.name}_step", parallel_loop=parallel, **bound)
+    step_serial = jit(step, name=f"{spec.name}_step_serial", parallel_loop=serial, **bound)
+    return serial, parallel, step_, step_serial
