@@ -242,22 +242,25 @@ class Optimizer:
         grads = self._backend.check_grads(grads, self._params, self._single)
         with self._lock:
             t = self.t + 1
-            args = [self._step_arguments(group, t) for group in self._groups]  # may raise
-            for group, group_args in zip(self._groups, args, strict=True):
+            groups = self._groups
+            args = [self._step_arguments(group, t) for group in groups]  # may raise
+            skip = self.skip_nonfinite
+            for group, group_args in zip(groups, args, strict=True):
                 for launch in group.launches:
-                    carried = launch.run(grads, t, group_args, self.skip_nonfinite)
-                for name in group.carry:
-                    group.carry[name] = carried
+                    carried = launch.run(grads, t, group_args, skip)
+                if group.carry:
+                    group.carry = dict.fromkeys(group.carry, carried)
             self.t = t
 
     def _step_arguments(self, group, t):
         """The group's coefficient arguments at step ``t``: built once, and again only where
         a schedule or a carried value changes them."""
+        if group.cached is not None:
+            return group.cached
         lr = group.args["lr"]
         if callable(lr) or group.carry:
             return group.arguments(self.algorithm, val.lr_at(lr, t))
-        if group.cached is None:
-            group.cached = group.arguments(self.algorithm, lr)
+        group.cached = group.arguments(self.algorithm, lr)
         return group.cached
 
     # -- state ----------------------------------------------------------------------------
