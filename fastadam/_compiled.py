@@ -25,6 +25,7 @@ from collections import namedtuple
 
 import numpy as np
 from numba import njit, typeof, types
+from numba.core import errors
 from numba.extending import overload
 
 from . import _options, _step
@@ -49,20 +50,73 @@ def _evaluate(fun, jac, x, args):
     """``(f, g)`` at ``x``: ``fun`` and ``jac``, or ``fun`` alone when ``jac`` is None."""
 
 
+def _as_gradient(g, x):
+    """``g`` as a C-contiguous array of ``x``'s type."""
+
+
+def _as_float(f):
+    """``f`` as a float64."""
+
+
+# Which numba types the loop accepts from the user's functions (checked before compiling by
+# specialize, and at typing time by the overloads below for minimize_njit).
+_REAL = (types.Float, types.Integer, types.Boolean)
+
+
+def _real_scalar(t):
+    return isinstance(t, _REAL)
+
+
+def _real_vector(t):
+    return isinstance(t, types.Array) and t.ndim == 1 and isinstance(t.dtype, _REAL)
+
+
+@overload(_as_float)
+def _as_float_impl(f):
+    if not _real_scalar(f):
+        raise errors.TypingError(f"fun must return a real number (a scalar), not {f}")
+    return lambda f: np.float64(f)
+
+
+@overload(_as_gradient)
+def _as_gradient_impl(g, x):
+    if g == x:
+        return lambda g, x: g
+    if not _real_vector(g):
+        raise errors.TypingError(
+            f"jac (or fun's second value with jac=True) must return a 1-D array of real "
+            f"numbers, not {g}"
+        )
+
+    # Another dtype (float64 for a float32 x, or integers) or another layout (a column of a
+    # matrix): converted, element by element, as the Python path's np.ascontiguousarray(g,
+    # dtype=x.dtype) does, rounding to nearest. So both paths give the same iterates, and a
+    # float64 gradient for a float32 x gives what the same gradient rounded to float32 would.
+    # (Converting keeps the run compiled; falling back to the Python loop would give the same
+    # numbers, slower.)
+    def convert(g, x):
+        out = np.empty(g.size, dtype=x.dtype)
+        for i in range(g.size):
+            out[i] = g[i]
+        return out
+
+    return convert
+
+
 @overload(_evaluate)
 def _evaluate_impl(fun, jac, x, args):
     if isinstance(jac, types.NoneType):
 
         def combined(fun, jac, x, args):
             f, g = fun(x, *args)
-            return np.float64(f), g
+            return _as_float(f), _as_gradient(g, x)
 
         return combined
 
     def separate(fun, jac, x, args):
         f = fun(x, *args)
         g = jac(x, *args)
-        return np.float64(f), g
+        return _as_float(f), _as_gradient(g, x)
 
     return separate
 
@@ -126,10 +180,32 @@ def _function_type(dispatcher, argtypes, what):
     return types.FunctionType(sig.return_type(*sig.args))
 
 
+def _check_returns(ft, jt, xtype):
+    """TypeError (the caller falls back to the Python loop, whose first evaluation explains
+    the mistake) unless ``fun`` returns a real number and ``jac`` a 1-D real array, or
+    ``fun`` a pair of those when ``jac`` is None."""
+    fret = ft.signature.return_type
+    if jt is types.none:
+        ok = isinstance(fret, types.BaseTuple) and len(fret) == 2
+        if not ok:
+            raise TypeError(f"with jac=True, fun must return (f, gradient); it returns {fret}")
+        fret, gret, gwhat = fret[0], fret[1], "fun's gradient (jac=True)"
+    else:
+        gret, gwhat = jt.signature.return_type, "jac"
+    if not _real_scalar(fret):
+        raise TypeError(f"fun must return a real number; for x of type {xtype} it returns {fret}")
+    if not _real_vector(gret):
+        raise TypeError(
+            f"{gwhat} must return a 1-D array of real numbers; for x of type {xtype} it returns "
+            f"{gret}"
+        )
+
+
 def specialize(fun, jac, args, ws, info):
     """Compile (or load from the cache) the loop for these function signatures.
 
-    Returns ``(entry_point, compile_seconds)``.
+    Returns ``(entry_point, compile_seconds)``. Raises TypeError when the functions cannot
+    run in it (the caller then uses the Python loop, unless ``compiled=True``).
     """
     t0 = time.perf_counter()
     try:
@@ -138,14 +214,23 @@ def specialize(fun, jac, args, ws, info):
         raise TypeError(str(exc)) from exc
     ft = _function_type(fun, argtypes, "fun")
     jt = types.none if jac is None else _function_type(jac, argtypes, "jac")
+    _check_returns(ft, jt, argtypes[0])
     sig = (ft, jt, typeof(args), typeof(ws), typeof(info), types.int64, types.boolean)
-    _run.compile(sig)
+    try:
+        _run.compile(sig)
+    except errors.NumbaError as exc:
+        raise TypeError(
+            f"the compiled loop does not compile for fun {ft} and jac {jt}: {exc}"
+        ) from exc
     entry = _run.overloads[sig].entry_point
     return entry, time.perf_counter() - t0
 
 
-def bad_jac_size():
-    return ValueError("jac returned an array whose size differs from x0's")
+def bad_jac_size(n, nit):
+    return ValueError(
+        f"jac (or fun's gradient with jac=True) returned an array whose size is not x0's, {n}, "
+        f"at iteration {nit}"
+    )
 
 
 def run_chunked(entry, fun, jac, args, ws, info, deadline, printer):
@@ -153,12 +238,12 @@ def run_chunked(entry, fun, jac, args, ws, info, deadline, printer):
     Ctrl-C work. Returns the stop code (a status of :mod:`fastadam._results`)."""
     from . import _results
 
-    code = entry(fun, jac, args, ws, info, 0, True)
-    if printer is not None:
-        printer.row(info)
     chunk = 100
     target = 0.05
     try:
+        code = entry(fun, jac, args, ws, info, 0, True)
+        if printer is not None:
+            printer.row(info)
         while code == _step.CONTINUE:
             if deadline is not None and time.perf_counter() >= deadline:
                 return _results.MAXTIME
@@ -178,7 +263,7 @@ def run_chunked(entry, fun, jac, args, ws, info, deadline, printer):
     except KeyboardInterrupt:
         return _results.INTERRUPTED
     if code == _step.BAD_JAC_SIZE:
-        raise bad_jac_size()
+        raise bad_jac_size(ws.shape[1], int(info[_step.NIT]))
     return code
 
 
@@ -215,7 +300,10 @@ def njit_options(method="adam", *, bounds=None, tol=None, **options):
         no Python loop to warn from).
     """
     _step.ensure_runtime()
-    python_only = {"batches", "maxtime", "disp", "progress", "finite_diff_step", "disp_every"}
+    python_only = {
+        "batches", "maxtime", "disp", "progress", "finite_diff_step", "finite_diff_rel_step",
+        "disp_every",
+    }  # fmt: skip
     refused = sorted(python_only & set(options))
     if refused:
         raise ValueError(f"{refused} need the Python loop; use fastadam.minimize")
@@ -270,7 +358,10 @@ def minimize_njit(fun, jac, x0, args, options):
     settings, lo, hi = options
     if lo.size != 0 and lo.size != x0.size:
         raise ValueError("the bounds in options are for another number of variables")
-    ws, info = _step.allocate(x0, settings, lo.astype(x0.dtype), hi.astype(x0.dtype))
+    lo_x, hi_x, bad = _step.inward_bounds(lo, hi, x0)  # as minimize does
+    if bad >= 0:
+        raise ValueError("a bounds interval in options holds no finite value of x0's dtype")
+    ws, info = _step.allocate(x0, settings, lo_x, hi_x)
     code = _run_inline(fun, jac, args, ws, info, 0, True)
     if code == _step.CONTINUE:
         code = _run_inline(fun, jac, args, ws, info, int(info[_step.MAXITER]) + 1, False)

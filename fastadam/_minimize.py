@@ -7,12 +7,13 @@ one call of the compiled :func:`fastadam._step.iterate` (stop tests and update t
 """
 
 import inspect
+import numbers
 import time
 import warnings
 
 import numpy as np
 from numba.extending import is_jitted
-from scipy.optimize import approx_fprime
+from scipy.optimize._numdiff import approx_derivative
 
 from . import _compiled, _options, _results, _step
 from . import _validation as val
@@ -58,14 +59,21 @@ def minimize(
         Extra arguments passed to ``fun``, ``jac`` (a non-tuple is wrapped in one).
     method : {'adam', 'adamw', 'rmsprop'}, optional
         The update rule.
-    jac : callable, True or None, optional
-        The gradient, ``jac(x, *args) -> ndarray`` of shape (n,); ``True`` if ``fun``
-        returns ``(f, gradient)``; None (or False, or a scipy finite-difference string) for
-        forward finite differences by :func:`scipy.optimize.approx_fprime` (n + 1 extra
-        calls of ``fun`` per iteration, all counted in ``nfev``).
+    jac : callable, True, None, False or {'2-point', '3-point', 'cs'}, optional
+        The gradient, ``jac(x, *args) -> array_like`` of shape (n,) (any array-like of real
+        numbers; it is converted to a contiguous array of ``x``'s dtype); ``True`` if ``fun``
+        returns ``(f, gradient)``; otherwise finite differences by scipy's own
+        ``scipy.optimize._numdiff.approx_derivative`` with that scheme (None and False:
+        ``'2-point'``, forward differences; ``'cs'``, the complex step, needs a ``fun`` that
+        takes complex ``x``), its steps kept inside ``bounds``. A finite-difference gradient
+        costs n (``'2-point'``, ``'cs'``) or 2n (``'3-point'``) calls of ``fun``, all counted
+        in ``nfev``. Any other string is a ValueError.
     bounds : scipy.optimize.Bounds or sequence of (lo, hi), optional
         Box bounds (None or +-inf for no bound on a side). Every iterate is projected onto
-        the box inside the update, so no evaluated point is outside it.
+        the box inside the update, so no evaluated point is outside it. With float32 ``x0``
+        the bounds are rounded *inward* to float32 (a lower bound up, an upper bound down),
+        so that this holds for the given float64 values too; an interval that holds no
+        finite float32 value is a ValueError.
     callback : callable, optional
         Called after each iteration :math:`k \ge 1` with the new iterate: as
         ``callback(intermediate_result)`` (an :class:`~scipy.optimize.OptimizeResult` with
@@ -77,7 +85,8 @@ def minimize(
         (as :func:`scipy.optimize.minimize` does for its methods).
     options : dict, optional
         *Hyperparameters*: every argument and convention knob of the optimizer class:
-        ``lr`` (float or schedule ``lr(t)``, ``t`` from 1), ``convention``; Adam/AdamW:
+        ``lr`` (float or schedule ``lr(t)``, called for the steps taken, ``t`` = 1 ... nit),
+        ``convention``; Adam/AdamW:
         ``betas``, ``eps``, ``weight_decay``, ``decoupled_weight_decay``, ``amsgrad``,
         ``eps_root``, ``bias_correction``, ``eps_hat``, ``amsgrad_corrected``; RMSProp:
         ``decay``, ``eps``, ``momentum``, ``centered``, ``weight_decay``, ``eps_in_sqrt``,
@@ -92,7 +101,9 @@ def minimize(
         *Run*: ``batches`` (an iterable: one batch per iteration), ``disp`` (print a progress
         table), ``disp_every`` (rows every so many iterations; default maxiter / 20),
         ``progress`` (a tqdm progress bar, if tqdm is installed), ``finite_diff_step``
-        (absolute step for ``jac=None``; default sqrt of the dtype's machine epsilon),
+        (an absolute step for finite differences) or ``finite_diff_rel_step`` (scipy's
+        relative step; the default is scipy's: a relative step of sqrt(eps) for
+        ``'2-point'`` and ``'cs'``, eps**(1/3) for ``'3-point'``, eps of ``x``'s dtype),
         ``compiled`` (None: automatic; True: require the compiled path; False: never).
 
         Unknown names give a :class:`scipy.optimize.OptimizeWarning`.
@@ -111,9 +122,10 @@ def minimize(
     Raises
     ------
     ValueError, TypeError
-        Invalid ``x0`` (not 1-D, not real, not finite), ``bounds`` (wrong length, lo > hi),
-        options or hyperparameters -- before any evaluation; ``jac`` (or ``fun``) returning
-        the wrong shape or type -- at the first evaluation.
+        Invalid ``x0`` (not 1-D, not real, not finite), ``bounds`` (wrong length, lo > hi, no
+        finite value of ``x0``'s dtype in an interval), ``jac``, options or hyperparameters
+        -- before any evaluation; ``jac`` (or ``fun``) returning the wrong shape or type --
+        at the evaluation that does (the message says which).
 
     Notes
     -----
@@ -131,7 +143,9 @@ def minimize(
     evaluates ``fun(x_k, batch, *args)`` and ``jac(x_k, batch, *args)``. When the iterable
     is exhausted the run ends with status 7 (success) and ``res.x`` is the final iterate,
     one update past the last evaluation (``res.fun`` / ``res.jac`` are from that
-    evaluation, as the message says). The same holds for status 9 (Ctrl-C).
+    evaluation, as the message says). The same holds for status 9 (Ctrl-C); a Ctrl-C
+    before the evaluation of ``x0`` is complete returns ``x0`` with ``fun`` NaN and ``jac``
+    None.
 
     **Stop criteria**, tested at each evaluated iterate :math:`x_k` in this order:
 
@@ -186,16 +200,24 @@ def minimize(
 # -- shared with fastadam.methods ----------------------------------------------------------
 
 _SEPARATE, _COMBINED, _FINITE_DIFF = 0, 1, 2
+#: The finite-difference schemes of :func:`scipy.optimize._numdiff.approx_derivative`.
+FD_METHODS = ("2-point", "3-point", "cs")
+_JAC_VALUES = "a callable, True, False, None or one of " + ", ".join(map(repr, FD_METHODS))
 
 
 def _jac_mode(jac):
+    """``(mode, finite-difference scheme or None)``."""
     if callable(jac):
-        return _SEPARATE
+        return _SEPARATE, None
     if jac is True:
-        return _COMBINED
-    if jac is None or jac is False or isinstance(jac, str):
-        return _FINITE_DIFF
-    raise TypeError(f"jac must be a callable, True or None, got {jac!r}")
+        return _COMBINED, None
+    if jac is None or jac is False:
+        return _FINITE_DIFF, "2-point"  # as scipy: forward differences
+    if isinstance(jac, str):
+        if jac not in FD_METHODS:
+            raise ValueError(f"jac must be {_JAC_VALUES}; got {jac!r}")
+        return _FINITE_DIFF, jac
+    raise TypeError(f"jac must be {_JAC_VALUES}; got {jac!r}")
 
 
 def _callback_style(callback):
@@ -233,7 +255,7 @@ def solve(fun, x0, args, method, jac, bounds, callback, tol, options, stacklevel
     x0 = _options.check_x0(x0)
     if not isinstance(args, tuple):
         args = (args,)
-    mode = _jac_mode(jac)
+    mode, scheme = _jac_mode(jac)
     style = _callback_style(callback)
     cfg = _options.resolve(method, options, tol)
     _options.warn_unknown(cfg.unknown, stacklevel + 1)
@@ -266,11 +288,11 @@ def solve(fun, x0, args, method, jac, bounds, callback, tol, options, stacklevel
         if printer is not None:
             printer.start(start)
         status = _compiled.run_chunked(entry, fun, cjac, args, ws, info, deadline, printer)
-        g = ws[int(info[_step.R_GLAST])]
+        g = ws[int(info[_step.R_GLAST])] if info[_step.EVAL_NIT] >= 0 else None
     else:
         if printer is not None:
             printer.start(start)
-        status, g = _python_loop(fun, mode, jac, args, ws, info, cfg, callback, style,
+        status, g = _python_loop(fun, mode, scheme, jac, args, ws, info, cfg, callback, style,
                                  deadline, printer)  # fmt: skip
     res = _results.build(status, ws, info, g, cfg, compiled=use_compiled, **extra)
     if printer is not None:
@@ -281,27 +303,59 @@ def solve(fun, x0, args, method, jac, bounds, callback, tol, options, stacklevel
 # -- the Python loop ----------------------------------------------------------------------
 
 
-def _first_values(f, g, x, mode):
-    """Validate the first evaluation; return ``(float f, gradient array)``."""
-    if np.ndim(f) != 0:
-        raise ValueError(f"fun must return a scalar, got an array of shape {np.shape(f)}")
+def _at(info):
+    k = int(info[_step.NIT])
+    return "at x0" if k == 0 else f"at iteration {k}"
+
+
+def _scalar(f, info):
+    """``fun``'s value as a float; ValueError/TypeError naming ``fun`` for anything but one
+    real number (a complex one is refused, not silently cut to its real part)."""
+    if f.__class__ is float or f.__class__ is np.float64 or isinstance(f, numbers.Real):
+        return float(f)
     try:
-        f = float(f)
-    except (TypeError, ValueError):
-        raise TypeError(f"fun must return a real number, got {f!r}") from None
-    return f, _gradient(g, x, mode)
+        a = np.asarray(f)
+    except Exception:  # e.g. a ragged tuple
+        a = None
+    if a is not None and a.dtype.kind in "fiubc":
+        if a.ndim != 0:
+            raise ValueError(
+                f"fun must return a scalar, got an array of shape {a.shape} {_at(info)}"
+            )
+        if a.dtype.kind != "c":
+            return float(a)
+    elif a is not None and a.ndim == 0 and not isinstance(f, numbers.Complex):
+        try:  # a real number of another library
+            return float(f)
+        except (TypeError, ValueError):
+            pass
+    raise TypeError(f"fun must return a real number, got {f!r} {_at(info)}")
 
 
-def _gradient(g, x, mode):
+def _first_values(f, g, x, mode, info):
+    """Validate the first evaluation; return ``(float f, gradient array)``."""
+    return _scalar(f, info), _gradient(g, x, mode, info)
+
+
+def _gradient(g, x, mode, info):
+    """``g`` as a C-contiguous array of ``x``'s shape and dtype (what the compiled check and
+    update take); ValueError/TypeError naming ``jac`` for a wrong shape or type."""
     what = "fun(x)[1] (jac=True)" if mode == _COMBINED else "jac"
-    a = np.asarray(g)
-    if a.shape != x.shape:
+    try:
+        a = np.asarray(g)
+    except Exception:
+        raise TypeError(f"{what} must return an array of real numbers, got {g!r}") from None
+    if a.shape != x.shape and not (a.shape == () and x.shape == (1,)):
         raise ValueError(
-            f"{what} returned an array of shape {a.shape}; expected {x.shape}, the shape of x0"
+            f"{what} returned an array of shape {a.shape} {_at(info)}; expected {x.shape}, the "
+            "shape of x0"
         )
     if a.dtype.kind not in "fiu":
-        raise TypeError(f"{what} returned dtype {a.dtype}; expected real numbers")
-    return np.ascontiguousarray(a, dtype=x.dtype)
+        raise TypeError(f"{what} returned dtype {a.dtype} {_at(info)}; expected real numbers")
+    out = np.ascontiguousarray(a.reshape(x.shape), dtype=x.dtype)
+    if out.strides != x.strides:  # a size-1 view may keep an odd stride
+        out = out.copy()
+    return out
 
 
 def _split(out):
@@ -314,12 +368,15 @@ def _split(out):
     return f, g
 
 
-def _python_loop(fun, mode, jac, args, ws, info, cfg, callback, style, deadline, printer):
+def _python_loop(fun, mode, scheme, jac, args, ws, info, cfg, callback, style, deadline,
+                 printer):  # fmt: skip
     """Run the iterations in Python; return ``(status, gradient at the result's fun)``."""
     x = ws[0]
     dt = np.dtype(x.dtype.char)  # numpy's own instance, so that an identity test suffices
     xdt = x.dtype  # numba's instance (arrays made from x, e.g. empty_like, carry it)
+    gstrides = x.strides  # a gradient with these strides is 1-D and contiguous
     ndarray = np.ndarray
+    f64 = np.float64
     iterate, check, update = _step.iterate, _step.check, _step.update
     CONTINUE = _step.CONTINUE
     nonfinite = (_step.NONFINITE_F, _step.NONFINITE_G)
@@ -331,13 +388,7 @@ def _python_loop(fun, mode, jac, args, ws, info, cfg, callback, style, deadline,
     nfev = njev = 0
     calls = [0]
     if mode == _FINITE_DIFF:
-        step = cfg.finite_diff_step
-        if step is None:
-            step = float(np.sqrt(np.finfo(dt).eps))
-
-        def counted(xx, *a):
-            calls[0] += 1
-            return fun(xx, *a)
+        fd_gradient = _finite_differences(fun, scheme, cfg, ws, info, calls)
 
     if simple and it is None and sched is None and mode != _FINITE_DIFF:
         return _fast_loop(fun, mode == _COMBINED, jac, args, ws, info)
@@ -364,27 +415,39 @@ def _python_loop(fun, mode, jac, args, ws, info, cfg, callback, style, deadline,
                 nfev += 1
                 njev += 1
             else:
-                f = fun(x, *fargs)
+                f = _scalar(fun(x, *fargs), info)
                 nfev += 1
                 calls[0] = 0
-                g = approx_fprime(x, counted, step, *fargs)
-                nfev += calls[0]
+                try:
+                    g = fd_gradient(x, f, fargs)
+                finally:
+                    nfev += calls[0]
                 njev += 1
             if first:
-                f, g = _first_values(f, g, x, mode)
+                f, g = _first_values(f, g, x, mode, info)
                 first = False
-            elif g.__class__ is not ndarray or (g.dtype is not dt and g.dtype is not xdt):
-                g = _gradient(g, x, mode)
-            if sched is not None:
-                lr = val.lr_at(sched, int(info[_step.NIT]) + 1)
+            else:
+                if (
+                    g.__class__ is not ndarray
+                    or g.strides != gstrides
+                    or (g.dtype is not dt and g.dtype is not xdt)
+                ):
+                    g = _gradient(g, x, mode, info)
+                if f.__class__ is not float:
+                    f = float(f) if f.__class__ is f64 else _scalar(f, info)
             if simple:
-                code = iterate(ws, g, float(f), lr, info)
+                if sched is None:
+                    code = iterate(ws, g, f, lr, info)
+                else:  # the schedule is evaluated only for a step that is taken
+                    code = check(ws, g, f, info)
+                    if code == CONTINUE:
+                        update(ws, g, val.lr_at(sched, int(info[_step.NIT]) + 1), info)
                 if code == CONTINUE:
                     g_acc = g
                     continue
             else:
                 k = int(info[_step.NIT])
-                code = check(ws, g, float(f), info)
+                code = check(ws, g, f, info)
                 if code != _step.BAD_JAC_SIZE and code not in nonfinite:  # x_k accepted
                     if every and k % every == 0:
                         printer.row(info)
@@ -398,11 +461,14 @@ def _python_loop(fun, mode, jac, args, ws, info, cfg, callback, style, deadline,
                         if time.perf_counter() >= deadline:
                             code = _results.MAXTIME
                     if code == CONTINUE:
+                        if sched is not None:
+                            lr = val.lr_at(sched, k + 1)
                         g_acc = g
                         update(ws, g, lr, info)
                         continue
             if code == _step.BAD_JAC_SIZE:
-                raise _compiled.bad_jac_size()
+                _gradient(g, x, mode, info)  # raises, with the shape
+                raise _compiled.bad_jac_size(x.size, int(info[_step.NIT]))
             if code not in nonfinite or int(info[_step.BAD_NIT]) == 0:
                 g_acc = g
             status = code
@@ -414,12 +480,61 @@ def _python_loop(fun, mode, jac, args, ws, info, cfg, callback, style, deadline,
     return status, g_acc
 
 
+def _finite_differences(fun, scheme, cfg, ws, info, calls):
+    """``gradient(x, f, args)`` by scipy's own finite differences (its steps, relative by
+    default, or ``finite_diff_step`` as an absolute step), kept in the box (the bounds as
+    rounded to x's dtype, inside the given ones); ``calls[0]`` counts the calls of ``fun``.
+
+    Fixed variables (lower bound = upper bound) are left out, as scipy's minimize does: no
+    step fits in their box (scipy would divide 0 by 0), and their component of the projected
+    gradient is irrelevant; it is 0.
+    """
+    opts = dict(method=scheme, rel_step=cfg.finite_diff_rel_step, abs_step=cfg.finite_diff_step)
+
+    def counted(xx, *a):
+        calls[0] += 1
+        return fun(xx, *a)
+
+    if not info[_step.HAS_BOUNDS]:
+
+        def gradient(x, f, args):
+            return approx_derivative(counted, x, f0=f, args=args, **opts)
+
+        return gradient
+    lo = ws[int(info[_step.R_LO])].astype(np.float64)
+    hi = ws[int(info[_step.R_HI])].astype(np.float64)
+    free = np.flatnonzero(lo != hi)
+    if free.size == lo.size:
+
+        def gradient(x, f, args):
+            return approx_derivative(counted, x, f0=f, bounds=(lo, hi), args=args, **opts)
+
+        return gradient
+    bounds = (lo[free], hi[free])
+
+    def gradient(x, f, args):
+        g = np.zeros(x.shape, dtype=x.dtype)
+        if free.size:
+
+            def sub(xf, *a):  # fun of the free variables
+                full = x.astype(np.result_type(x.dtype, xf.dtype))
+                full[free] = xf
+                return counted(full, *a)
+
+            g[free] = approx_derivative(sub, x[free], f0=f, bounds=bounds, args=args, **opts)
+        return g
+
+    return gradient
+
+
 def _fast_loop(fun, combined, jac, args, ws, info):
     """The Python loop without callback, batches, schedule, time limit or display."""
     x = ws[0]
     dt = np.dtype(x.dtype.char)
     xdt = x.dtype
+    gstrides = x.strides
     ndarray = np.ndarray
+    f64 = np.float64
     iterate = _step.iterate
     CONTINUE = _step.CONTINUE
     lr = info[_step.LR]
@@ -433,24 +548,34 @@ def _fast_loop(fun, combined, jac, args, ws, info):
             f = fun(x, *args)
             g = jac(x, *args)
         nev = 1
-        f, g = _first_values(f, g, x, mode)
+        f, g = _first_values(f, g, x, mode, info)
         while True:
             code = iterate(ws, g, f, lr, info)
             if code != CONTINUE:
                 break
             g_acc = g
             if combined:
-                f, g = fun(x, *args)
+                out = fun(x, *args)
+                try:
+                    f, g = out
+                except (TypeError, ValueError):
+                    _split(out)  # raises, naming jac=True
             else:
                 f = fun(x, *args)
                 g = jac(x, *args)
             nev += 1
-            if g.__class__ is not ndarray or (g.dtype is not dt and g.dtype is not xdt):
-                g = _gradient(g, x, mode)
+            # anything but a contiguous 1-D array of x's dtype is checked and converted
+            if (
+                g.__class__ is not ndarray
+                or g.strides != gstrides
+                or (g.dtype is not dt and g.dtype is not xdt)
+            ):
+                g = _gradient(g, x, mode, info)
             if f.__class__ is not float:
-                f = float(f)
+                f = float(f) if f.__class__ is f64 else _scalar(f, info)
         if code == _step.BAD_JAC_SIZE:
-            raise _compiled.bad_jac_size()
+            _gradient(g, x, mode, info)  # raises, with the shape
+            raise _compiled.bad_jac_size(x.size, int(info[_step.NIT]))
         if code not in (_step.NONFINITE_F, _step.NONFINITE_G) or info[_step.BAD_NIT] == 0:
             g_acc = g
         status = code

@@ -11,6 +11,7 @@ import inspect
 import math
 import numbers
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,7 +29,7 @@ STOP_DEFAULTS = dict(maxiter=None, gtol=1e-5, ftol=0.0, xtol=0.0, window=10, max
 #: Run controls and their defaults.
 RUN_DEFAULTS = dict(
     disp=False, disp_every=None, progress=False, batches=None, finite_diff_step=None,
-    compiled=None,
+    finite_diff_rel_step=None, compiled=None,
 )  # fmt: skip
 DEFAULT_MAXITER = 1000
 UNLIMITED = float(2**62)
@@ -55,7 +56,8 @@ class Config:
     disp_every: int = 1
     progress: bool = False
     batches: Any = None
-    finite_diff_step: float | None = None
+    finite_diff_step: float | None = None  # absolute step
+    finite_diff_rel_step: float | None = None  # scipy's relative step
     compiled: bool | None = None
     unknown: dict = field(default_factory=dict)
 
@@ -78,6 +80,8 @@ def resolve(method, options, tol=None):
     if not isinstance(method, str) or method.lower() not in METHODS:
         raise ValueError(f"method must be one of {sorted(METHODS)}, got {method!r}")
     method = method.lower()
+    if options is not None and not isinstance(options, Mapping):
+        raise TypeError(f"options must be a dict, got {type(options).__name__}")
     options = {} if options is None else dict(options)
     if "maximize" in options:
         raise ValueError("minimize() minimizes; maximize is not an option (minimize -fun instead)")
@@ -161,13 +165,22 @@ def resolve(method, options, tol=None):
     step = run["finite_diff_step"]
     if step is not None:
         step = val.check_real(step, "finite_diff_step", low=0.0, low_open=True)
+    rel_step = run["finite_diff_rel_step"]
+    if rel_step is not None:
+        rel_step = val.check_real(rel_step, "finite_diff_rel_step", low=0.0, low_open=True)
+        if step is not None:
+            raise ValueError(
+                "pass finite_diff_step (an absolute step) or finite_diff_rel_step (scipy's "
+                "relative step), not both"
+            )
     compiled = run["compiled"]
     if compiled is not None:
         compiled = val.check_bool(compiled, "compiled")
     return Config(
         method=method, settings=settings, lr=lr, hyperparameters=hyperparameters,
         maxtime=maxtime, disp=disp, disp_every=every, progress=progress, batches=batches,
-        finite_diff_step=step, compiled=compiled, unknown=unknown,
+        finite_diff_step=step, finite_diff_rel_step=rel_step, compiled=compiled,
+        unknown=unknown,
     )  # fmt: skip
 
 
@@ -251,4 +264,23 @@ def check_bounds(bounds, n, dtype):
         )
     if np.all(np.isneginf(lo)) and np.all(np.isposinf(hi)):
         return empty, empty
-    return np.ascontiguousarray(lo, dtype=dtype), np.ascontiguousarray(hi, dtype=dtype)
+    return inward(lo, hi, dtype)
+
+
+def inward(lo, hi, dtype):
+    """The float64 bounds in ``dtype``, rounded inward (lower up, upper down), so that no
+    point of the rounded box is outside the given one; ValueError when an interval holds no
+    finite value of ``dtype``."""
+    lo = np.ascontiguousarray(lo, dtype=np.float64)
+    hi = np.ascontiguousarray(hi, dtype=np.float64)
+    lo_x, hi_x, bad = _step.inward_bounds(lo, hi, np.zeros(1, dtype=dtype))
+    if bad >= 0:
+        name = np.dtype(dtype).name
+        a, b = float(lo[bad]), float(hi[bad])
+        ra, rb = float(lo_x[bad]), float(hi_x[bad])
+        raise ValueError(
+            f"bounds[{bad}] = ({a!r}, {b!r}) holds no finite {name} value (rounded inward to "
+            f"{name}, the interval is [{ra!r}, {rb!r}]"
+            + (")" if name == "float64" else "); widen it or pass a float64 x0")
+        )
+    return lo_x, hi_x

@@ -78,7 +78,7 @@ def _message(status, info, maxtime):
     if status in (NONFINITE_FUN, NONFINITE_JAC):
         bad = int(info[_step.BAD_NIT])
         what = (
-            f"The objective is {info[_step.BAD_FUN]!r}"
+            f"The objective is {float(info[_step.BAD_FUN])!r}"
             if status == NONFINITE_FUN
             else "The gradient contains NaN or Inf"
         )
@@ -89,7 +89,15 @@ def _message(status, info, maxtime):
             "iterate with a finite objective and gradient (best_x holds the best one)."
         )
     after = f"after {nit} iterations"
-    if ev != nit:
+    if ev < 0:  # stopped before the first evaluation of x0 was complete
+        x0 = "x0 projected onto the bounds" if info[_step.HAS_BOUNDS] else "x0"
+        after = (
+            f"before the first iteration: no evaluation of fun and jac was complete (x is {x0}; "
+            "fun and gnorm are nan, jac is None)"
+        )
+        if status == BATCHES_EXHAUSTED:
+            return f"The batches were empty: no iteration was done (x is {x0})."
+    elif ev != nit:
         after += f"; fun and jac are from iteration {ev}, x is one update further"
     if status == MAXTIME:
         return f"maxtime = {maxtime:g} s reached {after}."

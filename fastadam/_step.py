@@ -157,6 +157,37 @@ def _copy(src, dst):
 
 
 @njit(**_OPT)
+def inward_bounds(lo, hi, x0):
+    """The float64 bounds ``lo``/``hi`` in ``x0``'s dtype, rounded *inward*.
+
+    Returns ``(lo_x, hi_x, bad)``. Rounding to nearest could move a bound outside the box
+    (0.3 becomes 0.30000001 in float32, 1e-50 becomes 0); a lower bound is rounded up and an
+    upper bound down instead, so that every value in ``[lo_x, hi_x]`` is in ``[lo, hi]``.
+    ``bad`` is the first index whose interval holds no finite value of the dtype (-1 if
+    none): an interval narrower than the dtype's spacing, or one beyond its range.
+    """
+    n = lo.size
+    lo_x = np.empty(n, dtype=x0.dtype)
+    hi_x = np.empty(n, dtype=x0.dtype)
+    lim = np.empty(2, dtype=x0.dtype)
+    lim[0] = np.inf
+    lim[1] = -np.inf
+    up = lim[0]  # +inf and -inf in the dtype, so that nextafter stays in it
+    down = lim[1]
+    bad = -1
+    for i in range(n):
+        lo_x[i] = lo[i]
+        if lo_x[i] < lo[i]:
+            lo_x[i] = np.nextafter(lo_x[i], up)
+        hi_x[i] = hi[i]
+        if hi_x[i] > hi[i]:
+            hi_x[i] = np.nextafter(hi_x[i], down)
+        if bad < 0 and not (lo_x[i] <= hi_x[i] and lo_x[i] < up and hi_x[i] > down):
+            bad = i
+    return lo_x, hi_x, bad
+
+
+@njit(**_OPT)
 def allocate(x0, settings, lo, hi):
     """Return ``(ws, info)`` for a run from ``x0`` (projected onto the bounds, if any).
 

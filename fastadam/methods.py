@@ -10,9 +10,11 @@ True
 scipy calls ``method(fun, x0, args=..., jac=..., hess=..., hessp=..., bounds=...,
 constraints=..., callback=..., **options)`` (``tol`` arrives as ``options['tol']``), after
 its own handling of ``jac``: ``jac=True`` reaches the method as a memoizing pair of callables
-(one objective call per iteration), a finite-difference string as None. Everything then runs
-as in :func:`fastadam.minimize`, which documents the options, stop criteria, status table
-and result fields.
+(one objective call per iteration), a finite-difference string as None (scipy does not pass
+the string to a custom method, so ``'3-point'`` and ``'cs'`` run as forward differences
+here: call :func:`fastadam.minimize` with that ``jac`` instead). Everything then runs as in
+:func:`fastadam.minimize`, which documents the options, stop criteria, status table and
+result fields.
 """
 
 import warnings

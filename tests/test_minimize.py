@@ -102,7 +102,7 @@ def test_scipy_jac_true_and_finite_differences_count_nfev():
 
     res = fa.minimize(fcount, np.zeros(3), options=dict(lr=0.05, maxiter=30))
     assert res.nfev == counted["n"]
-    assert res.nfev >= 31 * 4  # f itself plus n + 1 calls per finite-difference gradient
+    assert res.nfev == 31 * 4  # f itself plus n calls per forward-difference gradient
     assert res.njev == 31
     np.testing.assert_allclose(res.jac, g(res.x), atol=1e-5)
 
@@ -485,3 +485,245 @@ def test_disp_table_and_progress_bar(capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "tqdm.auto", fake)
     fa.minimize(f, np.zeros(3), jac=g, options=dict(lr=0.1, maxiter=40, progress=True))
     assert bars[0].total == 40 and bars[0].n == 40 and bars[0].closed
+
+
+# -- defects found by use: each run either completes or says what is wrong ------------------
+
+
+@pytest.mark.parametrize("path", ["fast", "callback", "gtol"])
+def test_lr_schedule_table_of_maxiter_rates(path):
+    """A schedule given as a table of maxiter rates: called for the steps taken only,
+    t = 1 .. nit (it was called at t = maxiter + 1, an IndexError that lost the run)."""
+    f, g = quad(C3)
+    rates = np.geomspace(0.1, 0.01, 40)
+    called = []
+
+    def lr(t):
+        called.append(t)
+        return rates[t - 1]
+
+    opts = dict(lr=lr, maxiter=len(rates), gtol=0.0)
+    kw = {}
+    if path == "callback":
+        kw["callback"] = lambda xk: None
+    if path == "gtol":
+        opts["gtol"] = 6.0  # stops before maxiter
+    res = fa.minimize(f, np.zeros(3), jac=g, options=opts, **kw)
+    assert called == list(range(1, res.nit + 1))
+    if path == "gtol":
+        assert res.status == 0 and 0 < res.nit < len(rates)
+    else:
+        assert res.status == 1 and res.nit == len(rates)
+    x = np.zeros(3)
+    opt = fa.Adam(x, lr=lambda t: rates[t - 1])
+    for _ in range(res.nit):
+        opt.step(g(x))
+    np.testing.assert_array_equal(res.x, x)
+
+
+def test_jac_any_array_like_is_converted_and_wrong_shapes_explained():
+    """A column of a matrix (non-contiguous), a list, another dtype: converted to a
+    contiguous array of x's dtype, the same run as with a plain array; the compiled step is
+    never specialised for another layout. A wrong shape at any iteration is a ValueError
+    naming jac (it was a numba TypingError after the first iteration)."""
+    from fastadam import _step
+
+    f, g = quad(C3)
+    J = np.zeros((3, 4))
+
+    def column(x):
+        J[:, 2] = g(x)
+        return J[:, 2]
+
+    opts = dict(lr=0.05, maxiter=60, gtol=0.0)
+    ref = fa.minimize(f, np.zeros(3), jac=g, options=opts)
+    for jac in (column, lambda x: list(g(x)), lambda x: g(x).astype(np.float32)[::-1][::-1]):
+        for kw in ({}, dict(callback=lambda xk: None)):
+            res = fa.minimize(f, np.zeros(3), jac=jac, options=opts, **kw)
+            if jac is column:
+                np.testing.assert_array_equal(res.x, ref.x)
+            else:
+                np.testing.assert_allclose(res.x, ref.x, rtol=1e-6)
+            assert res.jac.flags.c_contiguous
+    for fn in (_step.iterate, _step.check, _step.update):
+        assert all(sig[1].layout == "C" for sig in fn.signatures), fn.signatures
+
+    calls = {"n": 0}
+
+    def later_2d(x):
+        calls["n"] += 1
+        return g(x).reshape(1, 3) if calls["n"] > 3 else g(x)
+
+    for kw in ({}, dict(callback=lambda xk: None)):
+        calls["n"] = 0
+        with pytest.raises(ValueError, match=r"jac returned an array of shape \(1, 3\) at iter"):
+            fa.minimize(f, np.zeros(3), jac=later_2d, options=opts, **kw)
+    calls["n"] = 0
+
+    def later_longer(x):
+        calls["n"] += 1
+        return np.zeros(4) if calls["n"] > 3 else g(x)
+
+    with pytest.raises(ValueError, match=r"shape \(4,\) at iteration 3; expected \(3,\)"):
+        fa.minimize(f, np.zeros(3), jac=later_longer, options=opts)
+    # n = 1: a scalar derivative is a gradient of shape (1,)
+    res = fa.minimize(
+        lambda x: float(x[0] ** 2), np.ones(1), jac=lambda x: 2 * x[0], options=dict(lr=0.1)
+    )
+    assert res.x.shape == (1,) and abs(res.x[0]) < 1e-3
+
+
+def test_fun_values_checked_at_every_iteration():
+    """A complex objective is refused (it was cut to its real part, silently); an array
+    returned after the first iteration names fun and the iteration."""
+    with pytest.raises(TypeError, match="fun must return a real number"):
+        fa.minimize(lambda x: np.complex128(1 + 1j), np.zeros(2), jac=lambda x: x)
+    with pytest.raises(TypeError, match="fun must return a real number"):
+        fa.minimize(lambda x: (1.0, x), np.zeros(2), jac=lambda x: x)
+    calls = {"n": 0}
+
+    def f(x):
+        calls["n"] += 1
+        return np.ones(2) if calls["n"] > 2 else 1.0
+
+    for kw in ({}, dict(callback=lambda xk: None)):
+        calls["n"] = 0
+        with pytest.raises(ValueError, match=r"fun must return a scalar.*shape \(2,\) at iter"):
+            fa.minimize(f, np.zeros(2), jac=lambda x: x - 1, **kw)
+    from fractions import Fraction
+
+    res = fa.minimize(lambda x: Fraction(1, 3), np.zeros(2), jac=lambda x: x)
+    assert res.fun == 1 / 3
+
+
+def test_float32_bounds_rounded_inward():
+    """float32 bounds are rounded inward, so fun is never evaluated outside the float64
+    box (0.3 rounded to nearest is 0.30000001, 1e-50 is 0); an interval holding no float32
+    value is a ValueError."""
+    lo, hi = 1e-50, 0.3
+    seen = []
+
+    def fun(x):
+        seen.append(x.astype(np.float64))
+        return float(np.sum((x - np.array([1.0, -1.0], np.float32)) ** 2))
+
+    def jac(x):
+        return 2 * (x - np.array([1.0, -1.0], np.float32))
+
+    bounds = [(None, hi), (lo, None)]
+    for jac_ in (jac, None, "3-point"):
+        seen.clear()
+        res = fa.minimize(
+            fun, np.array([5.0, -5.0], np.float32), jac=jac_, bounds=bounds,
+            options=dict(lr=0.05, maxiter=300),
+        )  # fmt: skip
+        xs = np.array(seen)
+        assert xs[:, 0].max() <= hi and xs[:, 1].min() >= lo, (jac_, xs.max(0), xs.min(0))
+        assert res.x.dtype == np.float32
+        assert res.x[0] == np.nextafter(np.float32(hi), np.float32(0))
+        assert res.x[1] == np.nextafter(np.float32(0), np.float32(1))
+        assert res.status == 0, res.message
+    with pytest.raises(ValueError, match=r"bounds\[1\] = \(0\.3, 0\.3\) holds no finite float32"):
+        fa.minimize(fun, np.zeros(2, np.float32), jac=jac, bounds=[(None, None), (0.3, 0.3)])
+    with pytest.raises(ValueError, match="no finite float32"):
+        fa.minimize(fun, np.zeros(2, np.float32), jac=jac, bounds=[(1e39, None), (None, None)])
+    with pytest.raises(ValueError, match="no finite float64"):
+        fa.minimize(fun, np.zeros(2), jac=jac, bounds=[(np.inf, np.inf), (None, None)])
+    # in float64 the bounds are kept as given, and a fixed variable is allowed
+    res = fa.minimize(fun, np.zeros(2), jac=jac, bounds=[(0.3, 0.3), (None, None)])
+    assert res.x[0] == 0.3
+
+
+@pytest.mark.parametrize(
+    "scheme, calls_per_gradient, accuracy",
+    [(None, 1, 1e-6), ("2-point", 1, 1e-6), ("3-point", 2, 1e-9), ("cs", 1, 1e-13)],
+)
+def test_finite_difference_schemes(scheme, calls_per_gradient, accuracy):
+    """jac=None / '2-point' / '3-point' / 'cs' are scipy's own schemes, every call counted
+    in nfev (they all ran forward differences, and any string was accepted)."""
+    from scipy.optimize._numdiff import approx_derivative
+
+    a = np.array([1.0, 2.0, 3.0])
+
+    def f(x):  # not quadratic, so that the schemes differ; complex-safe for 'cs'
+        return np.sum(a * np.cosh(x - C3))
+
+    def g(x):
+        return a * np.sinh(x - C3)
+
+    counted = {"n": 0}
+
+    def fcount(x):
+        counted["n"] += 1
+        return f(x)
+
+    res = fa.minimize(fcount, np.zeros(3), jac=scheme, options=dict(lr=0.05, maxiter=20))
+    assert res.nit == 20
+    assert res.nfev == counted["n"] == 21 * (1 + calls_per_gradient * 3)
+    assert res.njev == 21
+    err = np.abs(res.jac - g(res.x)).max()
+    assert err < accuracy * np.abs(g(res.x)).max()
+    np.testing.assert_array_equal(
+        res.jac, approx_derivative(f, res.x, method=scheme or "2-point", f0=f(res.x))
+    )
+
+
+def test_finite_difference_options_and_errors():
+    from scipy.optimize._numdiff import approx_derivative
+
+    f, g = quad(C3)
+    with pytest.raises(ValueError, match=r"jac must be .*'2-point', '3-point', 'cs'; got '3pt'"):
+        fa.minimize(_never, np.zeros(3), jac="3pt")
+    with pytest.raises(TypeError, match="jac must be"):
+        fa.minimize(_never, np.zeros(3), jac=5)
+    opts = dict(lr=0.05, maxiter=5)
+    for name, kw in (("finite_diff_step", "abs_step"), ("finite_diff_rel_step", "rel_step")):
+        res = fa.minimize(f, np.zeros(3), jac="3-point", options=dict(opts, **{name: 1e-3}))
+        expect = approx_derivative(f, res.x, method="3-point", f0=f(res.x), **{kw: 1e-3})
+        np.testing.assert_array_equal(res.jac, expect)
+        with pytest.raises(ValueError, match=name):
+            fa.minimize(_never, np.zeros(3), options={name: -1.0})
+    with pytest.raises(ValueError, match="not both"):
+        fa.minimize(
+            _never, np.zeros(3), options=dict(finite_diff_step=1e-3, finite_diff_rel_step=1e-3)
+        )
+    # a fixed variable (lo == hi): no step fits, its component is 0 and the run goes on
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        res = fa.minimize(
+            f, np.zeros(3), bounds=[(0.5, 0.5), (None, None), (0, 2)],
+            options=dict(lr=0.05, maxiter=5000, gtol=1e-6),
+        )  # fmt: skip
+    assert res.status == 0, res.message
+    np.testing.assert_allclose(res.x, [0.5, -2.0, 2.0], atol=1e-5)
+    assert res.jac[0] == 0.0
+
+
+def test_keyboard_interrupt_before_the_first_iteration():
+    """Ctrl-C during the first evaluation: x0 (projected) and what is known, and a message
+    that makes sense (it said 'from iteration -1')."""
+    f, g = quad(C3)
+
+    def fun(x):
+        raise KeyboardInterrupt
+
+    for kw in ({}, dict(bounds=[(1.0, 2.0)] * 3), dict(callback=lambda xk: None)):
+        try:
+            res = fa.minimize(fun, np.zeros(3), jac=g, **kw)
+        except KeyboardInterrupt:
+            pytest.fail("the KeyboardInterrupt escaped: the run was lost")
+        assert (res.status, res.success, res.nit, res.nfev) == (9, False, 0, 0)
+        assert "-1" not in res.message and "before the first iteration" in res.message
+        np.testing.assert_array_equal(res.x, 1.0 if kw.get("bounds") else 0.0)
+        np.testing.assert_array_equal(res.best_x, res.x)
+        assert np.isnan(res.fun) and res.jac is None
+    res = fa.minimize(f, np.zeros(3), jac=g, options=dict(batches=iter([])))
+    assert res.status == 7 and res.nit == 0 and "-1" not in res.message
+    assert "empty" in res.message
+
+
+def test_more_argument_errors():
+    with pytest.raises(TypeError, match="options must be a dict"):
+        fa.minimize(_never, np.zeros(2), jac=_never, options=[("lr", 0.1)])
+    res = fa.minimize(lambda x: np.float64(np.inf), np.zeros(2), jac=lambda x: x)
+    assert res.status == 4 and "The objective is inf" in res.message

@@ -238,3 +238,118 @@ def test_explicit_signatures_use_a_path_that_works():
     res = fa.minimize(explicit_sig, np.ones(3), jac=explicit_sig_grad, options=dict(lr=0.1))
     assert res.success
     np.testing.assert_allclose(res.x, 0, atol=1e-5)
+
+
+@njit(cache=True)
+def quad32(x):
+    return np.sum((x - 1.0) ** 2)
+
+
+@njit(cache=True)
+def quad32_grad64(x):  # float64 gradient whatever x's dtype
+    return 2.0 * (x.astype(np.float64) - 1.0)
+
+
+@njit(cache=True)
+def quad32_grad32(x):
+    return (2.0 * (x.astype(np.float64) - 1.0)).astype(np.float32)
+
+
+@njit(cache=True)
+def quad_grad_column(x):  # a non-contiguous view
+    J = np.zeros((x.size, 3), dtype=x.dtype)
+    J[:, 1] = 2.0 * (x - 1.0)
+    return J[:, 1]
+
+
+@njit(cache=True)
+def quad_grad_2d(x):
+    return (2.0 * (x - 1.0)).reshape(1, -1)
+
+
+@njit(cache=True)
+def quad_both64(x):
+    return np.sum((x - 1.0) ** 2), 2.0 * (x.astype(np.float64) - 1.0)
+
+
+def test_compiled_float32_x0_with_float64_jac():
+    """float32 x0 and an @njit jac returning float64: the compiled loop converts the gradient
+    to float32 (it raised a numba TypingError), giving the Python path's iterates bit for bit
+    and a float32 jac's result."""
+    x0 = np.linspace(-1, 2, 7).astype(np.float32)
+    opts = dict(lr=0.01, maxiter=300, gtol=0.0)
+    rc = fa.minimize(quad32, x0, jac=quad32_grad64, options=dict(opts, compiled=True))
+    rp = fa.minimize(quad32, x0, jac=quad32_grad64, options=dict(opts, compiled=False))
+    r32 = fa.minimize(quad32, x0, jac=quad32_grad32, options=opts)
+    assert rc.compiled and not rp.compiled and r32.compiled
+    assert rc.x.dtype == rc.jac.dtype == np.float32
+    np.testing.assert_array_equal(rc.x, rp.x)
+    np.testing.assert_array_equal(rc.jac, rp.jac)
+    np.testing.assert_array_equal(rc.x, r32.x)
+    rb = fa.minimize(quad_both64, x0, jac=True, options=dict(opts, compiled=True))
+    np.testing.assert_array_equal(rb.x, rc.x)
+    # float64 x0 with a float32 jac: converted up, as on the Python path
+    x64 = x0.astype(np.float64)
+    rc = fa.minimize(quad32, x64, jac=quad32_grad32, options=dict(opts, compiled=True))
+    rp = fa.minimize(quad32, x64, jac=quad32_grad32, options=dict(opts, compiled=False))
+    assert rc.x.dtype == np.float64
+    np.testing.assert_array_equal(rc.x, rp.x)
+    # a non-contiguous gradient
+    rc = fa.minimize(quad32, x64, jac=quad_grad_column, options=dict(opts, compiled=True))
+    rp = fa.minimize(quad32, x64, jac=quad32_grad64, options=opts)
+    np.testing.assert_array_equal(rc.x, rp.x)
+    # from user code
+    res = fa.minimize_njit(quad32, quad32_grad64, x0, (), fa.njit_options(**opts))
+    np.testing.assert_array_equal(res.x, r32.x)
+
+
+def test_compiled_wrong_returns_are_explained():
+    """A 2-D gradient or an array objective: the Python loop's clear error (automatic), or a
+    TypeError naming jac / fun (compiled=True); no numba traceback."""
+    with pytest.raises(ValueError, match=r"jac returned an array of shape \(1, 3\)"):
+        fa.minimize(quad32, np.zeros(3), jac=quad_grad_2d)
+    with pytest.raises(TypeError, match="jac must return a 1-D array of real numbers"):
+        fa.minimize(quad32, np.zeros(3), jac=quad_grad_2d, options=dict(compiled=True))
+    with pytest.raises(ValueError, match="fun must return a scalar"):
+        fa.minimize(quad_grad_column, np.zeros(3), jac=quad_grad_column)
+    with pytest.raises(TypeError, match="fun must return a real number"):
+        fa.minimize(
+            quad_grad_column, np.zeros(3), jac=quad_grad_column, options=dict(compiled=True)
+        )
+    with pytest.raises(TypeError, match=r"with jac=True, fun must return \(f, gradient\)"):
+        fa.minimize(quad32, np.zeros(3), jac=True, options=dict(compiled=True))
+
+
+def test_minimize_njit_float32_bounds_rounded_inward():
+    bounds = [(None, 0.3), (-5.0, 0.1)]  # float32(0.3) > 0.3, float32(0.1) > 0.1
+    opts = fa.njit_options("adam", bounds=bounds, lr=0.05, maxiter=500)
+    res = fa.minimize_njit(quad32, quad32_grad64, np.array([5, -5], np.float32), (), opts)
+    assert res.x[0] == np.nextafter(np.float32(0.3), np.float32(0)) and res.x[0] <= 0.3
+    assert res.x[1] == np.nextafter(np.float32(0.1), np.float32(0)) and res.x[1] <= 0.1
+    rc = fa.minimize(
+        quad32, np.array([5, -5], np.float32), jac=quad32_grad64, bounds=bounds,
+        options=dict(lr=0.05, maxiter=500),
+    )  # fmt: skip
+    assert rc.compiled
+    np.testing.assert_array_equal(rc.x, res.x)
+    opts = fa.njit_options("adam", bounds=[(0.3, 0.3)])
+    with pytest.raises(ValueError, match="no finite value"):
+        fa.minimize_njit(quad32, quad32_grad64, np.zeros(1, np.float32), (), opts)
+
+
+def test_compiled_keyboard_interrupt_at_the_first_evaluation(monkeypatch):
+    def specialize(*a):
+        def interrupted(*b):
+            raise KeyboardInterrupt
+
+        return interrupted, 0.0
+
+    monkeypatch.setattr(_compiled, "specialize", specialize)
+    try:
+        res = fa.minimize(rosen_nb, np.zeros(3), jac=rosen_grad_nb)
+    except KeyboardInterrupt:
+        pytest.fail("the KeyboardInterrupt escaped: the run was lost")
+    assert res.compiled and (res.status, res.nit, res.nfev) == (9, 0, 0)
+    assert "before the first iteration" in res.message and "-1" not in res.message
+    assert res.jac is None and np.isnan(res.fun)
+    np.testing.assert_array_equal(res.x, 0.0)
