@@ -18,7 +18,8 @@ benchmark in it. It holds:
   can write), as baselines (``tests/test_bench_helpers.py`` checks both against fastadam);
 - :func:`bytes_per_step`, :func:`best_time`, :func:`kernel_case` (seeded arrays and a
   zero-argument callable for one (kernel, dtype, size, mode) case) and
-  :func:`step_case` (an optimizer's ``step`` and the bare kernel calls it makes);
+  :func:`step_case` (an optimizer's ``step`` and the same step by a plain Python
+  optimizer around the plain loops, :class:`PlainOptimizer`);
 - :func:`interleaved_ratio`, which times two callables alternately in one process, and
   :func:`pin_threads`: what the suite's ``track_*`` ratio benchmarks are made of.
 """
@@ -60,6 +61,7 @@ __all__ = [
     "best_time",
     "kernel_case",
     "step_case",
+    "PlainOptimizer",
     "pin_threads",
     "interleaved_ratio",
     "RATIO_SECONDS",
@@ -601,20 +603,49 @@ OPTIMIZERS = {
 }
 
 
+class PlainOptimizer:
+    """The optimizer a user would write in plain Python around the plain loops (one array
+    or a list; checks of the gradients' shapes and dtypes; the step counter and the
+    hyperparameters in Python; one loop call per array): the reference of
+    :func:`step_case`. PyTorch's Adam, AdamW and RMSProp; RMSProp with momentum or centering
+    steps as plain RMSProp (same calls, fewer arrays)."""
+
+    def __init__(self, kind, params, lr, weight_decay=0.0, **_):
+        self.single = not isinstance(params, list)
+        self.params = [params] if self.single else list(params)
+        self.kind, self.lr, self.t = kind, lr, 0
+        self.decay = 1.0 - lr * weight_decay if kind == "adamw" else 1.0
+        n_state = 1 if kind == "rmsprop" else 2
+        self.state = [[np.zeros_like(p) for _ in range(n_state)] for p in self.params]
+
+    def step(self, grads):
+        grads = [grads] if self.single else grads
+        if len(grads) != len(self.params):
+            raise ValueError("one gradient per parameter array")
+        for p, g in zip(self.params, grads, strict=True):
+            if g.shape != p.shape or g.dtype != p.dtype:
+                raise ValueError("a gradient's shape or dtype differs from its parameters'")
+        self.t += 1
+        for p, g, state in zip(self.params, grads, self.state, strict=True):
+            if self.kind == "rmsprop":
+                rmsprop_loop(p, g, state[0], self.lr, 0.99, 1e-8)
+            else:
+                adam_loop(p, g, state[0], state[1], self.t, self.lr, 0.9, 0.999, 1e-8, self.decay)
+
+
 def step_case(optimizer, dtype, n, n_arrays=1, seed=0):
-    """An optimizer's ``step`` and the bare kernel calls that do the same update.
+    """An optimizer's ``step`` and the same step by :class:`PlainOptimizer`.
 
     ``opt_step()`` calls ``opt.step(grads)`` on ``n_arrays`` arrays of ``n`` elements;
-    ``kernel_step()`` calls the kernel that the optimizer uses for arrays of that size
-    (serial below ``fastadam.kernels.PARALLEL_MIN_SIZE`` elements, parallel from there on),
-    once per array in a Python loop, with coefficients computed once. Their time ratio is
-    the optimizer's per-step cost over the bare kernels': validation, the coefficients,
-    dispatch. Both are already compiled (called once).
+    ``plain_step()`` makes the same step with :class:`PlainOptimizer` (serial plain loops):
+    the same kind of work -- Python, then compiled loops -- so that their time ratio, the
+    optimizer's per-step cost in units of a plain Python optimizer's, moves little with the
+    machine's load. Both are already compiled (called once).
 
     Returns
     -------
-    opt_step, kernel_step : callable
-    arrays : tuple
+    opt_step, plain_step : callable
+    keep : tuple
         What they update (keep it alive).
     """
     import fastadam as fa
@@ -625,24 +656,18 @@ def step_case(optimizer, dtype, n, n_arrays=1, seed=0):
     rng = np.random.default_rng(seed)
     ps = [rng.standard_normal(n).astype(dtype) for _ in range(n_arrays)]
     gs = [rng.standard_normal(n).astype(dtype) for _ in range(n_arrays)]
-    opt = make(ps[0] if n_arrays == 1 else ps, lr=lr, **options)
-    grads = gs[0] if n_arrays == 1 else gs
-    parallel = n >= fa.kernels.PARALLEL_MIN_SIZE
-    coef = coefficients(kind, 10, lr, **options)
     qs = [p.copy() for p in ps]
-    n_state = 1 if kind == "rmsprop" and not options else (3 if kind == "rmsprop" else 2)
-    state = [tuple(np.zeros_like(p) for _ in range(n_state)) for p in ps]
-    steps = [
-        bind_kernel(kind, parallel, q, g, st, coef) for q, g, st in zip(qs, gs, state, strict=True)
-    ]
-
-    def kernel_step():
-        for step in steps:
-            step()
+    single = n_arrays == 1
+    opt = make(ps[0] if single else ps, lr=lr, **options)
+    plain = PlainOptimizer(kind, qs[0] if single else qs, lr, **options)
+    grads = gs[0] if single else gs
 
     def opt_step():
         opt.step(grads)
 
+    def plain_step():
+        plain.step(grads)
+
     opt_step()
-    kernel_step()
-    return opt_step, kernel_step, (opt, ps, gs, qs, state)
+    plain_step()
+    return opt_step, plain_step, (opt, plain, ps, gs, qs)

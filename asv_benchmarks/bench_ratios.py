@@ -24,9 +24,10 @@ code is measured without waiting for a second core that another process may hold
   skeleton (same traffic, trivial arithmetic), 1 = at the memory bound. Informative, but
   less robust: a neighbour that computes slows the kernel's arithmetic and not the
   skeleton's loads and stores.
-- :class:`StepRatio` ``track_vs_kernels`` (watched): ``opt.step(grads)`` against the bare
-  kernel calls that do the same update: the optimizer's per-step cost (validation,
-  coefficients, dispatch), as a multiple of the kernels' own.
+- :class:`StepRatio` ``track_vs_plain`` (watched, with a factor of 1.25): ``opt.step(grads)``
+  against the same step by a plain Python optimizer around the plain loops: the
+  optimizer's per-step cost (validation, coefficients, dispatch) in units of a hand-written
+  one's.
 
 A lower ratio is better, as asv assumes. See docs/benchmarks.md for the list to watch.
 """
@@ -109,10 +110,13 @@ class MemoryBound:
 
 
 class StepRatio:
-    """``opt.step(grads)`` time over the bare kernel calls' (float64).
+    """``opt.step(grads)`` time over the same step's by a plain Python optimizer around the
+    plain loops (:class:`._common.PlainOptimizer`), float64: fastadam's per-step cost
+    (validation, coefficients, dispatch) in units of what a user would write by hand.
 
     One element per array (the per-step cost alone) and 10^5 elements (the parallel kernel,
-    one thread), on one array or ten.
+    one thread), on one array or ten. Watched with a factor of 1.25: Python-level costs
+    move by 5-15 % with what the neighbouring programs do (docs/benchmarks.md).
     """
 
     params = [list(OPTIMIZERS), [1, 10**5], [1, 10]]
@@ -121,11 +125,9 @@ class StepRatio:
 
     def setup(self, optimizer, size, n_arrays):
         pin_threads(1)
-        self.opt_step, self.kernel_step, self.keep = step_case(
-            optimizer, "float64", size, n_arrays
-        )
+        self.opt_step, self.plain_step, self.keep = step_case(optimizer, "float64", size, n_arrays)
 
-    def track_vs_kernels(self, optimizer, size, n_arrays):
-        return interleaved_ratio(self.opt_step, self.kernel_step)
+    def track_vs_plain(self, optimizer, size, n_arrays):
+        return interleaved_ratio(self.opt_step, self.plain_step)
 
-    track_vs_kernels.unit = "opt.step time / kernel time"
+    track_vs_plain.unit = "opt.step time / plain optimizer step time"

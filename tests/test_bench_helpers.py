@@ -67,14 +67,19 @@ def test_coefficients_and_kernel_calls_match_the_optimizers(optimizer, n):
     np.testing.assert_allclose(q, p, rtol=1e-13, atol=1e-15)
 
 
-def test_step_case_runs_both_sides():
-    opt_step, kernel_step, (opt, ps, gs, qs, state) = _common.step_case("Adam", "float64", 7, 3)
-    assert opt.t == 1
-    before = [q.copy() for q in qs]
-    kernel_step()
-    opt_step()
-    assert opt.t == 2
-    assert all(not np.array_equal(a, b) for a, b in zip(before, qs, strict=True))
+@pytest.mark.parametrize("n_arrays", [1, 3])
+@pytest.mark.parametrize("optimizer", ["Adam", "AdamW", "RMSProp"])
+def test_plain_optimizer_steps_as_fastadam(optimizer, n_arrays):
+    """The plain Python optimizer that StepRatio times fastadam's optimizers against."""
+    opt_step, plain_step, (opt, plain, ps, gs, qs) = _common.step_case(
+        optimizer, "float64", 7, n_arrays
+    )
+    for _ in range(STEPS - 1):  # step_case made the first step
+        opt_step()
+        plain_step()
+    assert opt.t == plain.t == STEPS
+    for p, q in zip(ps, qs, strict=True):
+        np.testing.assert_allclose(q, p, rtol=1e-12, atol=1e-15)
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
