@@ -466,9 +466,9 @@ def main(argv=None):
             cpu_throughput(args.bench_sizes, args.dtype, min_time), "lrlrrrr",
         ))  # fmt: skip
         print(
-            "of copy: the step's GB/s over those of np.copyto on an array of the same size "
-            "(this machine's bandwidth for the simplest traffic); vs numpy: the same update "
-            "in plain numpy, in place, its time over the step's; the optimizers run the "
+            "of copy: the step's GB/s over those of np.copyto (one thread) on an array of the "
+            "same size (this machine's bandwidth for the simplest traffic); vs numpy: the same "
+            "update in plain numpy, in place, its time over the step's; the optimizers run the "
             f"parallel kernels from {fa.kernels.PARALLEL_MIN_SIZE:,} elements on"
         )
     if cuda is not None:
