@@ -51,8 +51,10 @@ from .loops import PARALLEL_MIN_SIZE, all_finite, compile_loops
 
 __all__ = ["cast_coefficients", "PARALLEL_MIN_SIZE", "all_finite"]
 
-# numba 0.68 crashes when it loads from its cache a user's function that calls a
-# ``parallel=True`` function before numba's threads have started: start them now.
+# numba 0.68 crashes (SIGSEGV) when it loads from its cache a user's function that calls a
+# ``parallel=True`` function before numba's threads have started: start them now. The cost:
+# with numba's GNU OpenMP layer a process forked after this cannot run parallel code
+# (docs/numba.md: use the workqueue layer or another start method to fork).
 numba.get_num_threads()
 
 
