@@ -243,7 +243,9 @@ class Optimizer:
         with self._lock:
             t = self.t + 1
             groups = self._groups
-            args = [self._step_arguments(group, t) for group in groups]  # may raise
+            args = [  # all groups' before any write: a schedule may raise
+                g.cached if g.cached is not None else self._step_arguments(g, t) for g in groups
+            ]
             skip = self.skip_nonfinite
             for group, group_args in zip(groups, args, strict=True):
                 for launch in group.launches:
@@ -255,8 +257,6 @@ class Optimizer:
     def _step_arguments(self, group, t):
         """The group's coefficient arguments at step ``t``: built once, and again only where
         a schedule or a carried value changes them."""
-        if group.cached is not None:
-            return group.cached
         lr = group.args["lr"]
         if callable(lr) or group.carry:
             return group.arguments(self.algorithm, val.lr_at(lr, t))

@@ -38,7 +38,11 @@ def check_grads(grads, params, single):
     numpy arrays of the parameters' dtypes and shapes) is recognised quickly; anything else
     goes through :func:`fastadam._validation.check_grads`, whose errors name the problem."""
     if single:
-        if _fits(grads, params[0]):
+        p = params[0]
+        if (
+            type(grads) is np.ndarray and grads.dtype == p.dtype and grads.shape == p.shape
+            and grads.flags.c_contiguous
+        ):  # fmt: skip
             return (grads,)
     elif type(grads) in (list, tuple) and len(grads) == len(params):
         if all(map(_fits, grads, params)):
