@@ -244,18 +244,22 @@ def _state_builder(compiled):
 
 # -- array kernels --------------------------------------------------------------------------
 def _check_array(x, name, writeable, dtype=None, size=None):
+    """Check one array of a kernel call (``dtype``, ``size``: those of ``p``, if known)."""
     if not isinstance(x, np.ndarray):
         raise TypeError(f"{name} must be a numpy array, got {type(x).__name__}")
-    if x.dtype not in FLOAT_DTYPES:
-        raise TypeError(f"{name} must have dtype float32 or float64, got {x.dtype}")
-    if dtype is not None and x.dtype != dtype:
-        raise TypeError(f"{name} has dtype {x.dtype} but p has dtype {dtype}; they must match")
-    if not x.flags.c_contiguous:
+    if x.dtype != dtype:  # p's dtype is float32 or float64
+        if x.dtype not in FLOAT_DTYPES:
+            raise TypeError(f"{name} must have dtype float32 or float64, got {x.dtype}")
+        if dtype is not None:
+            raise TypeError(f"{name} has dtype {x.dtype} but p has dtype {dtype}; they must match")
+    flags = x.flags
+    if not flags.c_contiguous:
         raise ValueError(f"{name} must be C-contiguous; pass np.ascontiguousarray({name})")
-    if writeable and not x.flags.writeable:
+    if writeable and not flags.writeable:
         raise ValueError(f"{name} is read-only; the kernels update it in place")
     if size is not None and x.size != size:
         raise ValueError(f"{name} has {x.size} elements but p has {size}; they must match")
+    return x if x.ndim == 1 else x.reshape(-1)
 
 
 def _check_record(coef, spec):
@@ -268,8 +272,7 @@ def _check_record(coef, spec):
 
 def check_kernel_arguments(spec, p, g, state, coef):
     """Validate a kernel call; return the flat arrays ``(p, g, s0, s1, s2)``."""
-    _check_array(p, "p", True)
-    _check_array(g, "g", False, p.dtype, p.size)
+    flat = [_check_array(p, "p", True), _check_array(g, "g", False, p.dtype, p.size)]
     if not isinstance(state, spec.State):
         raise TypeError(
             f"state must be a {spec.State.__name__} (from fastadam.kernels.{spec.name}_state),"
@@ -277,10 +280,8 @@ def check_kernel_arguments(spec, p, g, state, coef):
         )
     _check_record(coef, spec)
     used = (True, *spec.buffers(coef))
-    flat = [p.reshape(-1), g.reshape(-1)]
     for name, buffer, use in zip(spec.State._fields, state, used, strict=True):
-        _check_array(buffer, f"state.{name}", True, p.dtype, p.size if use else None)
-        flat.append(buffer.reshape(-1))
+        flat.append(_check_array(buffer, f"state.{name}", True, p.dtype, p.size if use else None))
     return flat
 
 
