@@ -123,7 +123,7 @@ def check_case(cls, kw, dtype, sizes, steps, layout, rng):
     return not ok
 
 
-def check_correctness(sizes, steps=20, cases=CASES, layouts=tuple(GUARDS)):
+def check_correctness(sizes, steps=20, cases=CASES, layouts=tuple(GUARDS), longest=5000):
     rng = np.random.default_rng(0)
     failures = 0
     for cls, kw in cases:
@@ -131,7 +131,7 @@ def check_correctness(sizes, steps=20, cases=CASES, layouts=tuple(GUARDS)):
             for layout in layouts:
                 failures += check_case(cls, kw, dtype, sizes, steps, layout, rng)
     # a long list: several launches of at most MAX_ARRAYS_PER_LAUNCH arrays
-    many = [int(s) for s in rng.integers(1, 5000, 30)]
+    many = [int(s) for s in rng.integers(1, longest, 30)]
     failures += check_case("Adam", dict(amsgrad=True), np.float32, many, steps, "aligned", rng)
     # float16 parameters with float32 state (mixed precision) against a float32 CPU run
     # whose parameters are rounded to float16 after every step
@@ -401,7 +401,7 @@ def main():
     print(f"# fastadam GPU check, {today}, {dev}", flush=True)
     if args.sim:  # small blocks so that the simulator runs several, and few steps
         fc.THREADS_PER_BLOCK, fc.MAX_BLOCKS = 8, 2
-        failures = check_correctness((5, 37), steps=3)
+        failures = check_correctness((5, 37), steps=3, longest=100)  # 30 arrays, 3 launches
         opt, g = fa.Adam(_randn(8, 0)), _randn(8, 1)
         host_rows(lambda *row: print("host row", row[0]), opt, g, "8", 2)
     elif args.sanitize:
