@@ -13,9 +13,10 @@ kernels
     Python and from ``@numba.njit`` code.
 conventions
     Each framework's definition of every algorithm, as data.
-minimize, methods, minimize_njit, njit_options
-    scipy-style minimization with Adam/RMSProp, scipy custom methods, and the fully
-    compiled loop (imported on first use).
+minimize, minimize_batch, methods, minimize_njit, njit_options
+    scipy-style minimization with the optimizers, of one problem or of many independent
+    problems at once, scipy custom methods, and the fully compiled loop (the subpackage
+    ``optimize``, imported on first use).
 cuda
     GPU kernels and device functions (``import fastadam.cuda``; needs numba-cuda).
 """
@@ -29,12 +30,14 @@ __version__ = "0.1.0"
 
 # minimize and friends import scipy.optimize (slow to import): load them on first use.
 _LAZY = {
-    "minimize": ("._minimize", "minimize"),
+    "minimize": (".optimize", "minimize"),
+    "minimize_batch": (".optimize", "minimize_batch"),
     "methods": (".methods", None),
-    "minimize_njit": ("._compiled", "minimize_njit"),
-    "njit_options": ("._compiled", "njit_options"),
-    "NjitOptions": ("._compiled", "NjitOptions"),
-    "NjitResult": ("._compiled", "NjitResult"),
+    "optimize": (".optimize", None),
+    "minimize_njit": (".optimize", "minimize_njit"),
+    "njit_options": (".optimize", "njit_options"),
+    "NjitOptions": (".optimize", "NjitOptions"),
+    "NjitResult": (".optimize", "NjitResult"),
 }
 
 __all__ = [

@@ -1,4 +1,4 @@
-"""Adam, AdamW and RMSProp as custom methods of :func:`scipy.optimize.minimize`.
+"""Adam, AdamW, RMSProp and NAdam as custom methods of :func:`scipy.optimize.minimize`.
 
 >>> import numpy as np, fastadam as fa
 >>> from scipy.optimize import minimize, rosen, rosen_der
@@ -21,9 +21,9 @@ import warnings
 
 from scipy.optimize import OptimizeWarning
 
-from . import _minimize
+from .optimize import api as _minimize
 
-__all__ = ["adam", "adamw", "rmsprop"]
+__all__ = ["adam", "adamw", "rmsprop", "nadam"]
 
 
 def _custom(method):
@@ -86,8 +86,10 @@ _TITLES = {
     "adam": "Adam",
     "adamw": "AdamW (decoupled weight decay)",
     "rmsprop": "RMSProp",
+    "nadam": "NAdam",
 }
 
 adam = _custom("adam")
 adamw = _custom("adamw")
 rmsprop = _custom("rmsprop")
+nadam = _custom("nadam")

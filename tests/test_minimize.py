@@ -526,7 +526,7 @@ def test_jac_any_array_like_is_converted_and_wrong_shapes_explained():
     contiguous array of x's dtype, the same run as with a plain array; the compiled step is
     never specialised for another layout. A wrong shape at any iteration is a ValueError
     naming jac (it was a numba TypingError after the first iteration)."""
-    from fastadam import _step
+    from fastadam.optimize import engine
 
     f, g = quad(C3)
     J = np.zeros((3, 4))
@@ -545,8 +545,10 @@ def test_jac_any_array_like_is_converted_and_wrong_shapes_explained():
             else:
                 np.testing.assert_allclose(res.x, ref.x, rtol=1e-6)
             assert res.jac.flags.c_contiguous
-    for fn in (_step.iterate, _step.check, _step.update):
-        assert all(sig[1].layout == "C" for sig in fn.signatures), fn.signatures
+    no_arrays = (0,) * len(fa.algorithms.get("adam").arguments)
+    advance = engine.engine("adam", engine.SERIAL, no_arrays).advance
+    assert advance.signatures
+    assert all(sig[2].layout == "C" for sig in advance.signatures), advance.signatures
 
     calls = {"n": 0}
 

@@ -1,0 +1,300 @@
+"""The fully compiled loop: objective, gradient, update and stop tests in one compiled
+function, with no Python per iteration, for each problem of a batch (problems spread over
+numba's threads).
+
+:func:`fastadam.minimize` and :func:`fastadam.minimize_batch` take this path by themselves
+when ``fun`` (and ``jac``, unless ``jac=True``) are numba ``@njit`` functions and there is no
+callback, no minibatches and no ``lr`` schedule. It runs the loop in chunks of about 50 ms
+(so that ``maxtime``, ``disp`` and Ctrl-C work). :func:`fastadam.minimize_njit` runs it from
+users' own ``@njit`` code.
+
+Every problem runs :func:`fastadam.optimize.engine.check` and the algorithm's ``update``,
+the functions the Python loop calls, so every path gives the same iterates.
+
+Caching: the loop is compiled for the *signature* of ``fun`` and ``jac`` (numba first-class
+function types), not for the functions themselves, so its machine code is cached on disk
+and reused by every objective with the same argument and return types, in this process and
+the next ones. Only the user's functions are compiled per process (use
+``@njit(cache=True)`` on them too).
+"""
+
+import functools
+import time
+
+import numpy as np
+from numba import prange, typeof, types
+from numba.core import errors
+from numba.extending import overload
+
+from ..cpu.compile import jit
+from . import engine
+from .engine import pick
+from .status import BAD_JAC_SIZE, INTERRUPTED, MAXTIME, NONFINITE_FUN, NONFINITE_JAC, RUNNING
+
+
+def _evaluate(fun, jac, x, args):
+    """``(f, g)`` at ``x``: ``fun`` and ``jac``, or ``fun`` alone when ``jac`` is None."""
+
+
+def _as_gradient(g, x):
+    """``g`` as a C-contiguous array of ``x``'s type."""
+
+
+def _as_float(f):
+    """``f`` as a float64."""
+
+
+# Which numba types the loop accepts from the user's functions (checked before compiling by
+# specialize, and at typing time by the overloads below for minimize_njit).
+_REAL = (types.Float, types.Integer, types.Boolean)
+
+
+def _real_scalar(t):
+    return isinstance(t, _REAL)
+
+
+def _real_vector(t):
+    return isinstance(t, types.Array) and t.ndim == 1 and isinstance(t.dtype, _REAL)
+
+
+@overload(_as_float)
+def _as_float_impl(f):
+    if not _real_scalar(f):
+        raise errors.TypingError(f"fun must return a real number (a scalar), not {f}")
+    return lambda f: np.float64(f)
+
+
+@overload(_as_gradient)
+def _as_gradient_impl(g, x):
+    if g == x:
+        return lambda g, x: g
+    if not _real_vector(g):
+        raise errors.TypingError(
+            f"jac (or fun's second value with jac=True) must return a 1-D array of real "
+            f"numbers, not {g}"
+        )
+
+    # Another dtype (float64 for a float32 x, or integers) or another layout (a column of a
+    # matrix): converted, element by element, as the Python path's np.ascontiguousarray(g,
+    # dtype=x.dtype) does, rounding to nearest. So both paths give the same iterates, and a
+    # float64 gradient for a float32 x gives what the same gradient rounded to float32 would.
+    # (Converting keeps the run compiled; falling back to the Python loop would give the same
+    # numbers, slower.)
+    def convert(g, x):
+        out = np.empty(g.size, dtype=x.dtype)
+        for i in range(g.size):
+            out[i] = g[i]
+        return out
+
+    return convert
+
+
+@overload(_evaluate)
+def _evaluate_impl(fun, jac, x, args):
+    if isinstance(jac, types.NoneType):
+
+        def combined(fun, jac, x, args):
+            f, g = fun(x, *args)
+            return _as_float(f), _as_gradient(g, x)
+
+        return combined
+
+    def separate(fun, jac, x, args):
+        f = fun(x, *args)
+        g = jac(x, *args)
+        return _as_float(f), _as_gradient(g, x)
+
+    return separate
+
+
+def run_problem(fun, jac, args, batched, ws, i, p, hyper, carry, ctl, nsteps, start):
+    """Run problem ``i`` for up to ``nsteps`` iterations (update, evaluate, check) from an
+    accepted iterate; with ``start``, first evaluate and check ``x[i]`` itself. Returns the
+    stop code (RUNNING when ``nsteps`` ran out); ``ws.glast[i]`` then holds the gradient at
+    the last accepted iterate."""
+    x = ws.x[i]
+    glast = ws.glast[i]
+    a = pick(args, i, batched)
+    g = glast
+    if start:
+        f, g = _evaluate(fun, jac, x, a)
+        p.nfev += 1
+        p.njev += 1
+        code = check_(ws, i, g, f, p, ctl)  # noqa: F821 - bound by jit()
+        if code == BAD_JAC_SIZE:
+            return code
+        copy_(g, glast)  # noqa: F821
+        if code != RUNNING:
+            return code
+    for _ in range(nsteps):
+        update_(ws, i, g, hyper, carry, p)  # noqa: F821
+        f, gnew = _evaluate(fun, jac, x, a)
+        p.nfev += 1
+        p.njev += 1
+        code = check_(ws, i, gnew, f, p, ctl)  # noqa: F821
+        if code != RUNNING:
+            if code == BAD_JAC_SIZE:
+                return code
+            if code == NONFINITE_FUN or code == NONFINITE_JAC:
+                copy_(g, glast)  # noqa: F821
+            else:
+                copy_(gnew, glast)  # noqa: F821
+            return code
+        g = gnew
+    copy_(g, glast)  # noqa: F821
+    return RUNNING
+
+
+def run(fun, jac, args, batched, ws, progress, hyper, carry, controls, nsteps, start):
+    """:func:`run_problem` for every problem still running."""
+    for i in prange(progress.size):
+        p = progress[i]
+        ctl = controls[0]  # (not hoisted out of the loop: a record cannot enter a parfor)
+        if p.status == RUNNING:
+            p.status = run_one_(  # noqa: F821 - bound by jit()
+                fun, jac, args, batched, ws, i, p, hyper, carry, ctl, nsteps, start
+            )
+
+
+@functools.cache
+def loops(name, way, batched):
+    """The compiled loop for algorithm ``name``: ``(cached, inline)``. ``cached`` is only
+    ever compiled for first-class function *types* (signatures), so its on-disk cache is
+    safe and shared by all objectives of one signature; ``inline`` is compiled when user
+    code passes numba functions themselves (typed by identity): numba names those types
+    after the functions' memory addresses, which can repeat in another process, so caching
+    them could run the wrong function. Not cached."""
+    eng = engine.engine(name, way, batched)
+    suffix = f"{name}_{way}_" + "".join(map(str, batched))
+    bound = dict(check_=eng.check, update_=eng.update, copy_=eng.copy)
+    one = jit(run_problem, name=f"run_problem_{suffix}", **bound)
+    parallel = way == engine.PROBLEMS
+    cached = jit(run, parallel=parallel, name=f"run_{suffix}", run_one_=one)
+    inline_one = jit(run_problem, name=f"run_problem_inline_{suffix}", cache=False, **bound)
+    inline = jit(run, parallel=parallel, name=f"run_inline_{suffix}", cache=False,
+                 run_one_=inline_one)  # fmt: skip
+    return cached, inline
+
+
+def _function_type(dispatcher, argtypes, what):
+    """The first-class function type of ``dispatcher`` called with ``argtypes``."""
+    try:
+        dispatcher.compile(argtypes)
+        sig = dispatcher.overloads[argtypes].signature
+    except Exception as exc:
+        raise TypeError(
+            f"{what} (a numba function) does not compile for arguments {argtypes}: {exc}"
+        ) from exc
+    return types.FunctionType(sig.return_type(*sig.args))
+
+
+def _check_returns(ft, jt, xtype):
+    """TypeError (the caller falls back to the Python loop, whose first evaluation explains
+    the mistake) unless ``fun`` returns a real number and ``jac`` a 1-D real array, or
+    ``fun`` a pair of those when ``jac`` is None."""
+    fret = ft.signature.return_type
+    if jt is types.none:
+        ok = isinstance(fret, types.BaseTuple) and len(fret) == 2
+        if not ok:
+            raise TypeError(f"with jac=True, fun must return (f, gradient); it returns {fret}")
+        fret, gret, gwhat = fret[0], fret[1], "fun's gradient (jac=True)"
+    else:
+        gret, gwhat = jt.signature.return_type, "jac"
+    if not _real_scalar(fret):
+        raise TypeError(f"fun must return a real number; for x of type {xtype} it returns {fret}")
+    if not _real_vector(gret):
+        raise TypeError(
+            f"{gwhat} must return a 1-D array of real numbers; for x of type {xtype} it returns "
+            f"{gret}"
+        )
+
+
+def _problem_types(args):
+    """The numba types of one problem's arguments (as :func:`pick` selects them)."""
+    out = []
+    for a in args:
+        t = typeof(a)
+        if isinstance(t, types.Array) and t.ndim >= 1:
+            t = typeof(a[0])
+        out.append(t)
+    return tuple(out)
+
+
+def specialize(fun, jac, args, batched, run, cached_loop):
+    """Compile (or load from the cache) the loop for these function signatures.
+
+    Returns ``(entry_point, compile_seconds)``. Raises TypeError when the functions cannot
+    run in it (the caller then uses the Python loop, unless ``compiled=True``).
+    """
+    t0 = time.perf_counter()
+    ws = run.ws
+    try:
+        argtypes = (typeof(ws.x[0]),) + _problem_types(args)
+    except ValueError as exc:  # numba cannot type an argument
+        raise TypeError(str(exc)) from exc
+    ft = _function_type(fun, argtypes, "fun")
+    jt = types.none if jac is None else _function_type(jac, argtypes, "jac")
+    _check_returns(ft, jt, argtypes[0])
+    values = (args, batched, ws, run.progress, run.hyper, run.carry, run.cfg.controls)
+    sig = (ft, jt) + tuple(typeof(v) for v in values) + (types.int64, types.boolean)
+    try:
+        cached_loop.compile(sig)
+    except errors.NumbaError as exc:
+        raise TypeError(
+            f"the compiled loop does not compile for fun {ft} and jac {jt}: {exc}"
+        ) from exc
+    entry = cached_loop.overloads[sig].entry_point
+    return entry, time.perf_counter() - t0
+
+
+def run_chunked(entry, fun, jac, args, batched, run, deadline, printer):
+    """Drive the compiled loop in chunks of ~50 ms, so that ``maxtime``, progress display and
+    Ctrl-C work. Statuses end in ``run.progress``."""
+    chunk = 100
+    target = 0.05
+    progress = run.progress
+    values = (args, batched, run.ws, progress, run.hyper, run.carry, run.cfg.controls)
+    every = printer.every if printer is not None else 0
+    try:
+        entry(fun, jac, *values, 0, True)
+        if printer is not None:
+            printer.row(run, None)
+        while np.any(progress["status"] == RUNNING):
+            if deadline is not None and time.perf_counter() >= deadline:
+                _stop_running(run, MAXTIME)
+                break
+            n = chunk
+            if every:
+                k = int(progress["nit"].max())
+                n = min(n, every - k % every)
+            t0 = time.perf_counter()
+            entry(fun, jac, *values, n, False)
+            dt = time.perf_counter() - t0
+            if printer is not None:
+                printer.row(run, None)
+            rate = max(dt, 1e-7) / n
+            chunk = int(min(max(target / rate, 1), 1 << 40))
+            if deadline is not None:
+                left = deadline - time.perf_counter()
+                chunk = max(1, min(chunk, int(left / rate) + 1))
+    except KeyboardInterrupt:
+        _stop_running(run, INTERRUPTED)
+    codes = progress["status"]
+    if np.any(codes == BAD_JAC_SIZE):
+        i = int(np.argmax(codes == BAD_JAC_SIZE))
+        raise bad_jac_size(run.ws.x.shape[1], int(progress["nit"][i]))
+    run.jac = run.ws.glast.copy()
+    never = progress["eval_nit"] < 0
+    run.jac[never] = np.nan
+
+
+def _stop_running(run, code):
+    codes = run.progress["status"]
+    codes[codes == RUNNING] = code
+
+
+def bad_jac_size(n, nit):
+    return ValueError(
+        f"jac (or fun's gradient with jac=True) returned an array whose size is not x0's, {n}, "
+        f"at iteration {nit}"
+    )

@@ -1,0 +1,237 @@
+"""The evaluator of the Python loop: calls ``fun`` and ``jac`` for the problems still
+running, checks and converts what they return, counts the calls, and computes gradients by
+scipy's finite differences when ``jac`` is not given.
+
+For ``minimize`` (``batch=False``) ``fun(x, *args)`` takes the live 1-D iterate; for
+``minimize_batch`` ``fun(X, *args)`` takes the rows of the problems still running, with
+each per-problem argument sliced to those rows, and returns their objective values.
+"""
+
+import numbers
+
+import numpy as np
+from scipy.optimize._numdiff import approx_derivative
+
+SEPARATE, COMBINED, FINITE_DIFF = 0, 1, 2
+#: The finite-difference schemes of :func:`scipy.optimize._numdiff.approx_derivative`.
+FD_METHODS = ("2-point", "3-point", "cs")
+_JAC_VALUES = "a callable, True, False, None or one of " + ", ".join(map(repr, FD_METHODS))
+
+
+def jac_mode(jac):
+    """``(mode, finite-difference scheme or None)``."""
+    if callable(jac):
+        return SEPARATE, None
+    if jac is True:
+        return COMBINED, None
+    if jac is None or jac is False:
+        return FINITE_DIFF, "2-point"  # as scipy: forward differences
+    if isinstance(jac, str):
+        if jac not in FD_METHODS:
+            raise ValueError(f"jac must be {_JAC_VALUES}; got {jac!r}")
+        return FINITE_DIFF, jac
+    raise TypeError(f"jac must be {_JAC_VALUES}; got {jac!r}")
+
+
+def at(k):
+    return "at x0" if k == 0 else f"at iteration {k}"
+
+
+def scalar(f, k):
+    """``fun``'s value as a float; ValueError/TypeError naming ``fun`` for anything but one
+    real number (a complex one is refused, not silently cut to its real part)."""
+    if f.__class__ is float or f.__class__ is np.float64 or isinstance(f, numbers.Real):
+        return float(f)
+    try:
+        a = np.asarray(f)
+    except Exception:  # e.g. a ragged tuple
+        a = None
+    if a is not None and a.dtype.kind in "fiubc":
+        if a.ndim != 0:
+            raise ValueError(f"fun must return a scalar, got an array of shape {a.shape} {at(k)}")
+        if a.dtype.kind != "c":
+            return float(a)
+    elif a is not None and a.ndim == 0 and not isinstance(f, numbers.Complex):
+        try:  # a real number of another library
+            return float(f)
+        except (TypeError, ValueError):
+            pass
+    raise TypeError(f"fun must return a real number, got {f!r} {at(k)}")
+
+
+def gradient(g, shape, dtype, mode, k):
+    """``g`` as a C-contiguous array of ``shape`` and ``dtype`` (what the compiled iteration
+    takes); ValueError/TypeError naming ``jac`` for a wrong shape or type."""
+    what = "fun(x)[1] (jac=True)" if mode == COMBINED else "jac"
+    try:
+        a = np.asarray(g)
+    except Exception:
+        raise TypeError(f"{what} must return an array of real numbers, got {g!r}") from None
+    if a.shape != shape and not (a.shape == () and shape == (1,)):
+        raise ValueError(
+            f"{what} returned an array of shape {a.shape} {at(k)}; expected {shape}, the "
+            "shape of x0" + (" rows of the problems still running" if len(shape) == 2 else "")
+        )
+    if a.dtype.kind not in "fiu":
+        raise TypeError(f"{what} returned dtype {a.dtype} {at(k)}; expected real numbers")
+    out = np.ascontiguousarray(a.reshape(shape), dtype=dtype)
+    if out.ndim == 1 and out.strides != (out.itemsize,):  # a size-1 view may keep odd strides
+        out = out.copy()
+    return out
+
+
+def split(out):
+    try:
+        f, g = out
+    except (TypeError, ValueError):
+        raise TypeError(
+            f"with jac=True, fun must return (f, gradient); got {type(out).__name__}"
+        ) from None
+    return f, g
+
+
+def _objective_values(f, b, k):
+    """A vectorized ``fun``'s values as a float64 array of shape (b,)."""
+    try:
+        a = np.asarray(f)
+    except Exception:
+        a = None
+    if a is None or a.dtype.kind not in "fiub":
+        raise TypeError(
+            f"fun must return real numbers, one per problem still running, got {f!r} {at(k)}"
+        )
+    if a.shape != (b,) and not (b == 1 and a.shape == ()):
+        raise ValueError(
+            f"fun returned shape {a.shape} {at(k)}; expected ({b},), one value per problem "
+            "still running"
+        )
+    return np.ascontiguousarray(a.reshape(b), dtype=np.float64)
+
+
+class Evaluator:
+    """Objective values and gradients of the problems ``active``, counted per problem.
+
+    ``args`` are the extra arguments; for a batch, ``batched[k]`` says whether ``args[k]``
+    has one row per problem (it is then sliced to the rows running). ``lo``/``hi`` are the
+    bounds as rounded to x's dtype (empty without bounds)."""
+
+    def __init__(self, fun, jac, args, batched, x, lo, hi, cfg, batch):
+        self.fun = fun
+        self.jac = jac
+        self.mode, scheme = jac_mode(jac)
+        self.args = args
+        self.batched = batched
+        self.x = x
+        self.batch = batch
+        b, n = x.shape
+        self.nfev = np.zeros(b, dtype=np.int64)
+        self.njev = np.zeros(b, dtype=np.int64)
+        self.k = 0
+        if self.mode == FINITE_DIFF:
+            self.fd = _FiniteDifferences(fun, scheme, cfg, lo, hi, batch)
+
+    def rows_args(self, active, extra):
+        """The arguments of the problems ``active`` (``extra`` first: the minibatch)."""
+        if not self.batch or active.size == self.x.shape[0]:
+            return (*extra, *self.args)
+        rows = tuple(a[active] if m else a for a, m in zip(self.args, self.batched, strict=True))
+        return (*extra, *rows)
+
+    def __call__(self, active, extra=()):
+        """``(F, G)``: float64 values of shape (b,) and gradients (b, n) in x's dtype."""
+        args = self.rows_args(active, extra)
+        full = active.size == self.x.shape[0]
+        if self.batch:
+            X = self.x if full else self.x[active]
+        else:
+            X = self.x[0]  # the live iterate
+        if self.mode == COMBINED:
+            f, g = split(self.fun(X, *args))
+        else:
+            f = self.fun(X, *args)
+        self._count(self.nfev, active, full)
+        if self.mode == SEPARATE:
+            g = self.jac(X, *args)
+        shape = (active.size, self.x.shape[1])
+        if self.batch:
+            F = _objective_values(f, active.size, self.k)
+        else:
+            F = np.array([scalar(f, self.k)])
+        if self.mode == FINITE_DIFF:
+            mask = (0,) * len(extra) + tuple(self.batched)
+            g = self.fd(X, F, args, mask, self.nfev, active)
+        G = gradient(g, shape if self.batch else shape[1:], self.x.dtype, self.mode, self.k)
+        self._count(self.njev, active, full)
+        return F, G.reshape(shape)
+
+    @staticmethod
+    def _count(counts, active, full):
+        if full:
+            counts += 1
+        else:
+            counts[active] += 1
+
+
+class _FiniteDifferences:
+    """Gradients by scipy's own finite differences (its steps, relative by default, or
+    ``finite_diff_step`` as an absolute step), kept in the box (the bounds as rounded to x's
+    dtype, inside the given ones); ``fun`` calls counted in ``nfev``.
+
+    Fixed variables (lower bound = upper bound) are left out, as scipy's minimize does: no
+    step fits in their box (scipy would divide 0 by 0), and their component of the projected
+    gradient is irrelevant; it is 0. In a batch, each problem's gradient is computed
+    separately, calling the vectorized ``fun`` on one row at a time.
+    """
+
+    def __init__(self, fun, scheme, cfg, lo, hi, batch):
+        self.fun = fun
+        self.batch = batch
+        self.opts = dict(
+            method=scheme, rel_step=cfg.finite_diff_rel_step, abs_step=cfg.finite_diff_step
+        )
+        self.bounds = None
+        self.free = None
+        if lo.size:
+            lo = lo.astype(np.float64)
+            hi = hi.astype(np.float64)
+            self.free = np.flatnonzero(lo != hi)
+            self.bounds = (lo[self.free], hi[self.free])
+
+    def __call__(self, X, F, args, mask, nfev, active):
+        if not self.batch:
+            return self._one(self.fun, X, F[0], args, nfev, active[0])
+        G = np.zeros(X.shape, dtype=X.dtype)
+        for j, i in enumerate(active):
+            row_args = tuple(a[j : j + 1] if m else a for a, m in zip(args, mask, strict=True))
+
+            def one(x, *a):
+                return float(_objective_values(self.fun(x[None], *a), 1, 0)[0])
+
+            G[j] = self._one(one, X[j], F[j], row_args, nfev, i)
+        return G
+
+    def _one(self, fun, x, f, args, nfev, i):
+        calls = [0]
+
+        def counted(xx, *a):
+            calls[0] += 1
+            return fun(xx, *a)
+
+        try:
+            if self.free is None:
+                return approx_derivative(counted, x, f0=f, args=args, **self.opts)
+            g = np.zeros(x.shape, dtype=x.dtype)
+            free = self.free
+            if free.size:
+
+                def sub(xf, *a):  # fun of the free variables
+                    full = x.astype(np.result_type(x.dtype, xf.dtype))
+                    full[free] = xf
+                    return counted(full, *a)
+
+                g[free] = approx_derivative(
+                    sub, x[free], f0=f, bounds=self.bounds, args=args, **self.opts
+                )
+            return g
+        finally:
+            nfev[i] += calls[0]

@@ -1,0 +1,269 @@
+"""``minimize_njit``: the compiled loop of :mod:`fastadam.optimize.compiled`, called from
+users' own ``@njit`` code (or from Python), with options prepared once by
+:func:`njit_options`."""
+
+from typing import Any, NamedTuple
+
+import numpy as np
+from numba import njit
+from numba.core.errors import TypingError
+from numba.extending import overload
+
+from .. import algorithms
+from . import compiled, engine
+from . import options as options_
+from .engine import Workspace
+from .status import BAD_JAC_SIZE, FTOL, GTOL, RUNNING, XTOL
+
+__all__ = ["minimize_njit", "njit_options", "NjitOptions", "NjitResult"]
+
+
+class NjitOptions(NamedTuple):
+    """Options of :func:`minimize_njit`, made by :func:`njit_options` (its fields are
+    typed once by numba; the algorithm is part of the type: see :data:`OPTION_TYPES`)."""
+
+    #: the algorithm's coefficient arguments after ``t`` (its carried value at step 1)
+    hyper: Any
+    #: one :data:`fastadam.optimize.engine.CONTROLS` record
+    controls: Any
+    #: the bounds, float64 (empty without bounds)
+    lo: Any
+    hi: Any
+    #: the initial value of each state buffer, and whether the coefficients use it
+    state_init: Any
+    state_used: Any
+    track_best: bool
+
+
+def _options_class(spec):
+    cls = type(f"{spec.title}NjitOptions", (NjitOptions,), {"__slots__": ()})
+    cls.__doc__ = f":class:`NjitOptions` of {spec.title}."
+    return cls
+
+
+#: One NjitOptions class per algorithm, so that numba picks the algorithm from the type.
+OPTION_TYPES = {name: _options_class(spec) for name, spec in algorithms.ALGORITHMS.items()}
+_BY_CLASS = {cls: name for name, cls in OPTION_TYPES.items()}
+
+
+class NjitResult(NamedTuple):
+    """Result of :func:`minimize_njit`; ``status`` follows :func:`fastadam.minimize`."""
+
+    x: Any
+    fun: float
+    jac: Any
+    nit: int
+    nfev: int
+    njev: int
+    status: int
+    success: bool
+    best_x: Any
+    best_fun: float
+    best_nit: int
+    gnorm: float
+
+
+def njit_options(method="adam", *, bounds=None, tol=None, **options):
+    """Prepare the options of :func:`minimize_njit` (in Python, once).
+
+    Parameters
+    ----------
+    method : {'adam', 'adamw', 'rmsprop', 'nadam'}
+        The update rule.
+    bounds : scipy.optimize.Bounds or sequence of (lo, hi), optional
+        Box bounds, as for :func:`fastadam.minimize` (a ``Bounds`` needs array ``lb``/``ub``
+        so that the number of variables is known).
+    tol : float, optional
+        Default for ``gtol``, ``ftol`` and ``xtol``.
+    **options
+        Every hyperparameter and convention knob of the optimizer class (``lr`` a float), and
+        ``maxiter``, ``gtol``, ``ftol``, ``xtol``, ``window``, ``track_best`` as for
+        :func:`fastadam.minimize`. Options that need Python (``batches``, ``maxtime``,
+        ``disp``, ``progress``, a schedule ``lr``, ``finite_diff_step``) are refused.
+
+    Returns
+    -------
+    NjitOptions
+        A named record, typed once by numba.
+
+    Raises
+    ------
+    ValueError, TypeError
+        Invalid or unsupported options (unknown names included: an error here, since there is
+        no Python loop to warn from).
+    """
+    python_only = {
+        "batches", "maxtime", "disp", "progress", "finite_diff_step", "finite_diff_rel_step",
+        "disp_every", "compiled",
+    }  # fmt: skip
+    refused = sorted(python_only & set(options))
+    if refused:
+        raise ValueError(f"{refused} need the Python loop; use fastadam.minimize")
+    cfg = options_.resolve(method, options, tol)
+    if cfg.unknown:
+        raise TypeError(f"unknown options for minimize_njit: {sorted(cfg.unknown)}")
+    if callable(cfg.lr):
+        raise ValueError("an lr schedule needs the Python loop; pass a float lr")
+    if bounds is None:
+        lo, hi = options_.check_bounds(None, 0, np.float64)
+    else:
+        if isinstance(bounds, options_.Bounds):
+            n = np.size(bounds.lb) if np.ndim(bounds.lb) else np.size(bounds.ub)
+        else:
+            n = len(bounds)
+        lo, hi = options_.check_bounds(bounds, n, np.float64)
+    hyper = tuple(cfg.carry if v is None else v for v in cfg.hyper)
+    used = tuple(bool(u) for u, _ in cfg.state_init)
+    init = tuple(float(v) for _, v in cfg.state_init)
+    return OPTION_TYPES[cfg.spec.name](hyper, cfg.controls, lo, hi, init, used, cfg.track_best)
+
+
+def _minimize(fun, jac, x0, args, options):
+    """The body of :func:`minimize_njit`, per algorithm (an overload)."""
+
+
+@overload(_minimize)
+def _minimize_impl(fun, jac, x0, args, options):
+    name = _BY_CLASS.get(getattr(options, "instance_class", None))
+    if name is None:
+        raise TypingError("options must come from fastadam.njit_options()")
+    spec = algorithms.get(name)
+    carry = spec.arguments.index(next(iter(spec.carry))) if spec.carry else -1
+    batched = tuple(int(k == carry) for k in range(len(spec.arguments)))
+    _, inline = compiled.loops(name, engine.ELEMENTS, batched)
+    hyper = ", ".join(
+        "carry" if k == carry else f"options.hyper[{k}]" for k in range(len(spec.arguments))
+    )
+    whole = ", ".join(
+        f"args[{k}][np.newaxis]" if getattr(t, "ndim", 0) >= 1 else f"args[{k}]"
+        for k, t in enumerate(args)
+    )
+    mask = ", ".join("0" for _ in args)
+    carry_init = f"options.hyper[{carry}]" if carry >= 0 else "0.0"
+    source = f"""
+def impl(fun, jac, x0, args, options):
+    ws = _workspace(x0, options)
+    progress = _progress()
+    carry = np.full(1, {carry_init})
+    hyper = ({hyper},)
+    whole = ({whole}{"," if args else ""})
+    mask = ({mask}{"," if args else ""})
+    inline(fun, jac, whole, mask, ws, progress, hyper, carry, options.controls, 0, True)
+    if progress[0].status == RUNNING:
+        nsteps = options.controls[0].maxiter + 1
+        inline(fun, jac, whole, mask, ws, progress, hyper, carry, options.controls, nsteps,
+               False)
+    return _result(ws, progress)
+"""
+    namespace = dict(np=np, inline=inline, _workspace=_workspace, _progress=_progress,
+                     _result=_result, RUNNING=RUNNING)  # fmt: skip
+    exec(source, namespace)  # noqa: S102 - one problem's arguments and hyperparameters
+    return namespace["impl"]
+
+
+@njit
+def _state_buffer(x, used, value):
+    buf = np.empty((1, x.shape[1] if used else 0), dtype=x.dtype)
+    buf[:] = value
+    return buf
+
+
+@njit
+def _workspace(x0, options):
+    """A Workspace for one problem from ``x0``, as :func:`engine.allocate` makes it."""
+    if x0.ndim != 1:
+        raise ValueError("x0 must be a 1-D array")
+    lo, hi = options.lo, options.hi
+    if lo.size != 0 and lo.size != x0.size:
+        raise ValueError("the bounds in options are for another number of variables")
+    lo_x, hi_x, bad = options_.inward_bounds(lo, hi, x0)  # as minimize does
+    if bad >= 0:
+        raise ValueError("a bounds interval in options holds no finite value of x0's dtype")
+    n = x0.size
+    x = np.empty((1, n), dtype=x0.dtype)
+    x[0] = x0
+    if lo_x.size:
+        for j in range(n):
+            x[0, j] = min(max(x[0, j], lo_x[j]), hi_x[j])
+    init, used = options.state_init, options.state_used
+    s0 = _state_buffer(x, used[0], init[0])
+    s1 = _state_buffer(x, used[1], init[1])
+    s2 = _state_buffer(x, used[2], init[2])
+    rows = np.empty((2 if options.track_best else 1, 1, n), dtype=x0.dtype)
+    snap = x.copy() if options.controls[0].xtol > 0 else np.empty((1, 0), dtype=x0.dtype)
+    glast = np.empty((1, n), dtype=x0.dtype)
+    return Workspace(x, s0, s1, s2, rows, snap, glast, lo_x, hi_x)
+
+
+_PROGRESS = engine.PROGRESS
+
+
+@njit
+def _progress():
+    progress = np.zeros(1, dtype=_PROGRESS)
+    p = progress[0]
+    p.status = RUNNING
+    p.fun = np.nan
+    p.gnorm = np.nan
+    p.best_fun = np.nan
+    p.fmean_prev = np.nan
+    p.fchange = np.nan
+    p.xchange = np.nan
+    p.bad_fun = np.nan
+    p.eval_nit = -1
+    p.best_nit = -1
+    p.bad_nit = -1
+    p.best_row = -1
+    return progress
+
+
+@njit
+def _result(ws, progress):
+    p = progress[0]
+    code = p.status
+    if code == BAD_JAC_SIZE:
+        raise ValueError("jac returned an array whose size differs from x0's")
+    success = code == GTOL or code == FTOL or code == XTOL
+    best = ws.x[0].copy()
+    if ws.rows.shape[0] > 1 and p.best_row >= 0:
+        best = ws.rows[p.best_row, 0].copy()
+    return NjitResult(
+        ws.x[0].copy(), p.fun, ws.glast[0].copy(), p.nit, p.nfev, p.njev, code, success, best,
+        p.best_fun, max(p.best_nit, 0), p.gnorm,
+    )  # fmt: skip
+
+
+@njit(error_model="numpy", nogil=True)  # not cached: see compiled.loops
+def minimize_njit(fun, jac, x0, args, options):
+    """Minimize ``fun`` with Adam, RMSProp or NAdam entirely in compiled code.
+
+    Callable from inside ``@numba.njit`` functions (and from Python). It runs the same loop,
+    update and stop tests as :func:`fastadam.minimize` (which see for the definitions).
+
+    Parameters
+    ----------
+    fun : numba function
+        ``fun(x, *args) -> float``, or ``-> (float, gradient)`` when ``jac`` is None.
+    jac : numba function or None
+        ``jac(x, *args) -> ndarray`` of ``x``'s size; None when ``fun`` returns both.
+    x0 : ndarray
+        1-D float64 or float32 starting point (not modified).
+    args : tuple
+        Extra arguments (``()`` for none), passed to ``fun`` and ``jac`` as they are.
+    options : NjitOptions
+        From :func:`njit_options` (hyperparameters, stopping controls and bounds).
+
+    Returns
+    -------
+    NjitResult
+        ``(x, fun, jac, nit, nfev, njev, status, success, best_x, best_fun, best_nit,
+        gnorm)``, with ``status`` as in :func:`fastadam.minimize` (0 gtol, 1 maxiter, 2 ftol,
+        3 xtol, 4 non-finite objective, 5 non-finite gradient). ``best_x`` is ``x`` when
+        ``track_best`` is off.
+
+    Raises
+    ------
+    ValueError
+        ``jac`` returned an array of the wrong size, or the bounds' length differs from x0's.
+    """
+    return _minimize(fun, jac, x0, args, options)

@@ -1,0 +1,214 @@
+"""fastadam.minimize_batch: each problem of a batch runs exactly as fastadam.minimize runs it
+alone (bit for bit), on the vectorized Python path and on the compiled path; per-problem
+arguments and hyperparameters; statuses per problem; errors before anything runs."""
+
+import numpy as np
+import pytest
+from numba import njit
+
+import fastadam as fa
+
+B, N = 7, 3
+RNG = np.random.default_rng(42)
+CENTERS = RNG.uniform(-2, 2, (B, N))
+WEIGHTS = np.linspace(1.0, 3.0, N)[None]  # shared: leading axis 1
+# problem 5's objective becomes infinite once x[0] passes 0.5: status 4 (non-finite)
+CENTERS[5, 0] = 1.5
+LIMITS = np.full(B, np.inf)
+LIMITS[5] = 0.5
+
+
+# The objective of one problem, and the same arithmetic on the rows of a batch.
+@njit
+def f_one(x, c, w, limit, scale):
+    if x[0] > limit:
+        return np.inf
+    s = 0.0
+    for j in range(x.size):
+        d = x[j] - c[j]
+        s += w[j] * d * d
+    return 0.5 * scale * s
+
+
+@njit
+def g_one(x, c, w, limit, scale):
+    return scale * w * (x - c)
+
+
+def f_rows(X, C, W, limits, scale):
+    out = np.empty(X.shape[0])
+    for k in range(X.shape[0]):
+        out[k] = f_one(X[k], C[k], W[0], limits[k], scale)
+    return out
+
+
+def g_rows(X, C, W, limits, scale):
+    return scale * W * (X - C)
+
+
+def one(fun):
+    """``fun`` of one problem as a plain Python function (the Python loop of minimize)."""
+
+    def py(x, *args):
+        return fun(x, *args)
+
+    return py
+
+
+ARGS = (CENTERS, WEIGHTS, LIMITS, 1.5)
+OPTS = dict(lr=0.05, maxiter=400, gtol=1e-7)
+FIELDS = ("x", "fun", "jac", "nit", "nfev", "njev", "status", "best_x", "best_fun", "gnorm")
+
+
+def alone(i, x0, opts, compiled=False, method="adam", bounds=None):
+    """Problem ``i`` run by fastadam.minimize."""
+    args = (CENTERS[i], WEIGHTS[0], LIMITS[i], 1.5)
+    f, g = (f_one, g_one) if compiled else (one(f_one), one(g_one))
+    return fa.minimize(f, x0[i], args=args, jac=g, method=method, bounds=bounds, options=opts)
+
+
+def assert_row_equal(res, i, ref):
+    for name in FIELDS:
+        a, b = np.asarray(res[name][i]), np.asarray(ref[name])
+        assert a.dtype == b.dtype, name
+        np.testing.assert_array_equal(a, b, err_msg=f"{name} of problem {i}")
+    assert res.success[i] == ref.success
+
+
+@pytest.mark.parametrize("compiled", [False, True], ids=["vectorized", "compiled"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_each_problem_as_minimize_alone(compiled, dtype):
+    x0 = np.zeros((B, N), dtype=dtype)
+    x0[3] = CENTERS[3] + 1e-9  # converges at once
+    opts = dict(OPTS, maxiter=60 if dtype == np.float32 else 400)
+    f, g = (f_one, g_one) if compiled else (f_rows, g_rows)
+    res = fa.minimize_batch(f, x0, args=ARGS, jac=g, options=opts)
+    assert res.compiled is compiled
+    assert res.x.shape == (B, N) and res.x.dtype == dtype
+    for i in range(B):
+        assert_row_equal(res, i, alone(i, x0, opts))
+    assert res.status[5] == fa.optimize.Status.NONFINITE_FUN
+    assert "problems succeeded" in res.message and 4 in res.messages
+
+
+def test_per_problem_hyperparameters_and_bounds():
+    x0 = np.zeros((B, N))
+    lr = np.linspace(0.01, 0.1, B)
+    beta1 = np.linspace(0.5, 0.95, B)
+    bounds = [(-1.0, 1.0), (None, 0.5), (-0.3, None)]
+    for f, g in ((f_rows, g_rows), (f_one, g_one)):
+        res = fa.minimize_batch(
+            f, x0, args=ARGS, jac=g, bounds=bounds,
+            options=dict(OPTS, lr=lr, betas=(beta1, 0.99), amsgrad=True),
+        )  # fmt: skip
+        for i in range(B):
+            opts = dict(OPTS, lr=lr[i], betas=(beta1[i], 0.99), amsgrad=True)
+            assert_row_equal(res, i, alone(i, x0, opts, bounds=bounds))
+        assert np.all(res.x >= [-1, -np.inf, -0.3]) and np.all(res.x <= [1, 0.5, np.inf])
+
+
+@pytest.mark.parametrize("method", ["rmsprop", "nadam", "adamw"])
+def test_every_method(method):
+    x0 = np.zeros((B, N))
+    for f, g in ((f_rows, g_rows), (f_one, g_one)):
+        res = fa.minimize_batch(f, x0, args=ARGS, jac=g, method=method, options=OPTS)
+        for i in (0, 5, 6):
+            assert_row_equal(res, i, alone(i, x0, OPTS, method=method))
+
+
+def test_minimize_nadam_is_the_nadam_optimizer():
+    """minimize's NAdam iterates are fa.NAdam's steps (its carried momentum product)."""
+    x0 = np.zeros(N)
+    args = (CENTERS[0], WEIGHTS[0], np.inf, 1.0)
+    res = fa.minimize(one(f_one), x0, args=args, jac=one(g_one), method="nadam",
+                      options=dict(lr=0.02, maxiter=50, gtol=0))  # fmt: skip
+    x = x0.copy()
+    opt = fa.NAdam(x, lr=0.02)
+    for _ in range(res.nit):
+        opt.step(g_one(x, *args))
+    np.testing.assert_array_equal(res.x, x)
+
+
+def test_finite_differences_per_problem():
+    x0 = np.zeros((3, N))
+    args = (CENTERS[:3], WEIGHTS, LIMITS[:3], 1.5)
+    opts = dict(lr=0.05, maxiter=30, gtol=0)
+    for jac in (None, "3-point"):
+        res = fa.minimize_batch(f_rows, x0, args=args, jac=jac, options=opts)
+        for i in range(3):
+            ref = fa.minimize(
+                one(f_one), x0[i], args=(CENTERS[i], WEIGHTS[0], LIMITS[i], 1.5), jac=jac,
+                options=opts,
+            )  # fmt: skip
+            np.testing.assert_array_equal(res.x[i], ref.x)
+            assert res.nfev[i] == ref.nfev
+
+
+def test_callback_sees_the_batch_and_stops_it():
+    seen = []
+
+    def callback(intermediate_result):
+        seen.append(intermediate_result)
+        if intermediate_result.nit.max() >= 5:
+            raise StopIteration
+
+    x0 = np.zeros((B, N))
+    x0[3] = CENTERS[3]  # stops at x0 (gtol)
+    res = fa.minimize_batch(f_rows, x0, args=ARGS, jac=g_rows, options=OPTS, callback=callback)
+    assert seen[0].x.shape == (B, N) and seen[0].running.sum() == B - 1
+    assert res.status[3] == 0 and res.nit[3] == 0
+    others = np.arange(B) != 3
+    assert np.all(res.status[others] == 8) and np.all(res.nit[others] == 5)
+    np.testing.assert_array_equal(res.x[0], alone(0, x0, dict(OPTS, maxiter=5)).x)
+    assert np.all(np.isfinite(res.jac))
+
+
+def test_track_best_off():
+    x0 = np.zeros((B, N))
+    on = fa.minimize_batch(f_rows, x0, args=ARGS, jac=g_rows, options=OPTS)
+    opts = dict(OPTS, track_best=False)
+    off = fa.minimize_batch(f_rows, x0, args=ARGS, jac=g_rows, options=opts)
+    assert off.best_x is None
+    np.testing.assert_array_equal(on.x, off.x)
+    np.testing.assert_array_equal(on.best_fun, off.best_fun)
+    single = fa.minimize(one(f_one), x0[0], args=(CENTERS[0], WEIGHTS[0], np.inf, 1.5),
+                         jac=one(g_one), options=dict(OPTS, track_best=False))  # fmt: skip
+    assert single.best_x is None and single.x.shape == (N,)
+
+
+@pytest.mark.parametrize(
+    "kwargs, exc, match",
+    [
+        (dict(x0=np.zeros(3)), ValueError, r"2-D \(problems, variables\)"),
+        (dict(args=(np.zeros((2, N)),)), ValueError, r"args\[0\] has shape \(2, 3\)"),
+        (dict(options=dict(lr=np.ones(3))), ValueError, r"options\['lr'\].*shape \(7,\)"),
+        (dict(options=dict(lr=np.r_[0.1, -1, np.ones(5)])), ValueError, r"lr'\]\[1\]"),
+        (dict(options=dict(eps=np.zeros(B))), ValueError, "eps=0"),
+        (dict(options=dict(amsgrad=np.ones(B, bool))), TypeError, "amsgrad"),
+        (dict(options=dict(lr=["a"] * B)), TypeError, "real number"),
+    ],
+)
+def test_errors_before_anything_runs(kwargs, exc, match):
+    calls = []
+
+    def fun(X, *args):
+        calls.append(1)
+        return np.zeros(X.shape[0])
+
+    kw = dict(x0=np.zeros((B, N)), jac=lambda X, *a: np.zeros_like(X))
+    kw.update(kwargs)
+    with pytest.raises(exc, match=match):
+        fa.minimize_batch(fun, **kw)
+    assert not calls
+
+
+def test_vectorized_fun_of_the_wrong_shape():
+    with pytest.raises(ValueError, match=r"fun returned shape \(\) at x0; expected \(7,\)"):
+        fa.minimize_batch(lambda X: 0.0, np.zeros((B, N)), jac=lambda X: X)
+    with pytest.raises(ValueError, match=r"jac returned an array of shape \(7, 2\)"):
+        fa.minimize_batch(lambda X: np.zeros(B), np.zeros((B, N)), jac=lambda X: X[:, :2])
+
+
+def test_minimize_refuses_per_problem_hyperparameters():
+    with pytest.raises(ValueError, match="minimize_batch"):
+        fa.minimize(lambda x: 0.0, np.zeros(2), jac=lambda x: x, options=dict(lr=np.ones(2)))
