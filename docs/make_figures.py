@@ -20,6 +20,8 @@ Figures (PNG, in ``outdir``):
   ``docs/data/bandwidth_cpu.csv`` (``--record`` rewrites it on this machine; without a
   table, or with ``--measure``, it is measured during the build).
 - ``bandwidth_gpu.png``: the same from the recorded GPU table ``docs/data/bandwidth_gpu.csv``.
+- ``batch_fit.png``: batched Gaussian-peak fits, time per problem against B, from the table
+  ``docs/data/batch_fit.csv`` that ``benchmarks/bench_batch.py --record`` writes.
 """
 
 import argparse
@@ -542,6 +544,36 @@ def bandwidth_figures(outdir, measure=None, quick=False):
     return facts
 
 
+def batch_figure(outdir):
+    """``batch_fit.png``: time per problem against B for the batched-fit contenders, from
+    the table ``benchmarks/bench_batch.py --record`` wrote (docs/data/batch_fit.csv)."""
+    path = os.path.join(DATA, "batch_fit.csv")
+    if not os.path.exists(path):
+        fig = plt.figure(figsize=(7, 0.8))
+        fig.text(0.5, 0.5, "No table recorded yet in docs/data/batch_fit.csv", ha="center")
+        fig.savefig(os.path.join(outdir, "batch_fit.png"))
+        plt.close(fig)
+        return {}
+    with open(path) as f:
+        rows = list(csv.DictReader(ln for ln in f if not ln.lstrip().startswith("#")))
+    fig, ax = plt.subplots(figsize=(7, 4.2), layout="constrained")
+    names = list(dict.fromkeys(r["contender"] for r in rows))
+    for k, name in enumerate(names):
+        mine = [r for r in rows if r["contender"] == name]
+        b = [int(r["problems"]) for r in mine]
+        us = [float(r["us_per_problem"]) for r in mine]
+        ax.plot(b, us, marker="os^vD"[k % 5], label=name)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("problems B")
+    ax.set_ylabel(f"microseconds per problem ({rows[0]['iterations']} Adam iterations)")
+    ax.legend()
+    ax.set_title("; ".join(_comments(path)), fontsize=8)
+    fig.savefig(os.path.join(outdir, "batch_fit.png"))
+    plt.close(fig)
+    return {}
+
+
 # -- checks and entry point --------------------------------------------------------------
 #: Facts the pages state (lr_t.md, conventions.rst; default betas); checked at every build.
 EXPECTED = {
@@ -576,6 +608,7 @@ def main(outdir=DEFAULT_OUTDIR, measure=None, quick=False):
     facts.update(relations_facts())
     facts.update(rosenbrock_figure(outdir, n_steps=300 if quick else 3000))
     facts.update(bandwidth_figures(outdir, measure=measure, quick=quick))
+    facts.update(batch_figure(outdir))
     check(facts)
     return facts
 

@@ -36,6 +36,7 @@ PAGES = {
     "conventions.rst": [],
     "gpu.md": [("n = 1_000_000", "n = 1_000")],
     "minimize.md": [],
+    "batch.md": [],
 }
 
 #: Languages of code blocks that are output, not code (nothing to run).
@@ -433,6 +434,23 @@ def test_minimize_page(capsys, tmp_path):
     for start, row in zip(starts, fitted, strict=True):
         res = ns["fa"].minimize(f, start, jac=g, options=dict(lr=1e-2, maxiter=5000, gtol=1e-6))
         np.testing.assert_allclose(row, res.x, rtol=1e-12, atol=1e-14)
+
+
+def test_batch_page(capsys):
+    """Both paths fit the peaks; a problem of the batch is fa.minimize on that problem alone,
+    bit for bit; the sweep gives one objective value per learning rate."""
+    ns = run_page("batch.md", capsys)
+    (compiled, message), (median_nit, median_error), (vec_compiled, diff), sweep = ns["_values"]
+    assert compiled is True and "2000 of 2000 problems succeeded" in message
+    assert 0 < median_nit < 3000 and median_error < 0.05
+    assert vec_compiled is False and diff < 1e-5
+    assert sweep.shape == (7,) and np.all(np.isfinite(sweep))
+    fa, res = ns["fa"], ns["res"]
+    for i in (0, 1234):
+        one = fa.minimize(ns["peak"], ns["x0"][i], args=(ns["y"][i], ns["t"]), jac=True,
+                          options=dict(lr=0.05, maxiter=3000, gtol=1e-6))  # fmt: skip
+        np.testing.assert_array_equal(res.x[i], one.x)
+        assert res.nit[i] == one.nit
 
 
 def test_figures_script(tmp_path):

@@ -12,11 +12,12 @@ from .._cache import CACHE
 OPTIONS = dict(cache=CACHE, error_model="numpy", nogil=True)
 
 
-def jit(func, parallel=False, name=None, cache=True, **globals_):
+def jit(func, parallel=False, name=None, cache=True, inline="never", **globals_):
     """Compile ``func`` with :data:`OPTIONS`. ``name`` makes a distinct copy, and
     ``globals_`` the names its body looks up (the algorithm's compiled rule, for example),
     so one loop written once serves every algorithm. ``cache=False`` keeps it off the disk
-    cache."""
+    cache; ``inline="always"`` inlines it into its callers (numba's IR inlining: no call,
+    and no reference counting of the arrays passed, which costs more than a small loop)."""
     if name is not None or globals_:
         namespace = dict(func.__globals__, prange=prange, **globals_)
         copy = types.FunctionType(
@@ -26,4 +27,5 @@ def jit(func, parallel=False, name=None, cache=True, **globals_):
         copy.__doc__ = func.__doc__
         copy.__module__ = func.__module__
         func = copy
-    return njit(parallel=parallel, **dict(OPTIONS, cache=OPTIONS["cache"] and cache))(func)
+    options = dict(OPTIONS, cache=OPTIONS["cache"] and cache)
+    return njit(parallel=parallel, inline=inline, **options)(func)

@@ -28,6 +28,7 @@ from numba.extending import overload
 
 from ..cpu.compile import jit
 from . import engine
+from .engine import copy_serial as copy_
 from .engine import pick
 from .status import BAD_JAC_SIZE, INTERRUPTED, MAXTIME, NONFINITE_FUN, NONFINITE_JAC, RUNNING
 
@@ -121,32 +122,35 @@ def run_problem(fun, jac, args, batched, ws, i, p, hyper, carry, ctl, nsteps, st
         p.nfev += 1
         p.njev += 1
         code = check_(ws, i, g, f, p, ctl)  # noqa: F821 - bound by jit()
-        if code == BAD_JAC_SIZE:
-            return code
-        copy_(g, glast)  # noqa: F821
+        if code != BAD_JAC_SIZE:
+            copy_(g, glast)
         if code != RUNNING:
             return code
+    code = RUNNING
+    evaluations = 0  # (counted here, stored once: a record field written per iteration
+    # costs more than a small problem's update)
     for _ in range(nsteps):
         update_(ws, i, g, hyper, carry, p)  # noqa: F821
         f, gnew = _evaluate(fun, jac, x, a)
-        p.nfev += 1
-        p.njev += 1
+        evaluations += 1
         code = check_(ws, i, gnew, f, p, ctl)  # noqa: F821
         if code != RUNNING:
-            if code == BAD_JAC_SIZE:
-                return code
             if code == NONFINITE_FUN or code == NONFINITE_JAC:
-                copy_(g, glast)  # noqa: F821
-            else:
-                copy_(gnew, glast)  # noqa: F821
-            return code
+                copy_(g, glast)
+            elif code != BAD_JAC_SIZE:
+                copy_(gnew, glast)
+            break
         g = gnew
-    copy_(g, glast)  # noqa: F821
-    return RUNNING
+    if code == RUNNING:
+        copy_(g, glast)
+    p.nfev += evaluations
+    p.njev += evaluations
+    return code
 
 
 def run(fun, jac, args, batched, ws, progress, hyper, carry, controls, nsteps, start):
     """:func:`run_problem` for every problem still running."""
+    ws = engine.borrowed_workspace(ws)
     for i in prange(progress.size):
         p = progress[i]
         ctl = controls[0]  # (not hoisted out of the loop: a record cannot enter a parfor)
@@ -166,7 +170,7 @@ def loops(name, way, batched):
     them could run the wrong function. Not cached."""
     eng = engine.engine(name, way, batched)
     suffix = f"{name}_{way}_" + "".join(map(str, batched))
-    bound = dict(check_=eng.check, update_=eng.update, copy_=eng.copy)
+    bound = dict(check_=eng.check, update_=eng.update)
     one = jit(run_problem, name=f"run_problem_{suffix}", **bound)
     parallel = way == engine.PROBLEMS
     cached = jit(run, parallel=parallel, name=f"run_{suffix}", run_one_=one)
@@ -291,6 +295,7 @@ def run_chunked(entry, fun, jac, args, batched, run, deadline, printer):
 def _stop_running(run, code):
     codes = run.progress["status"]
     codes[codes == RUNNING] = code
+    engine.flush(run.ws, run.progress)
 
 
 def bad_jac_size(n, nit):

@@ -29,10 +29,12 @@ import functools
 from typing import Any, NamedTuple
 
 import numpy as np
-from numba import prange, types
-from numba.extending import overload
+from numba import carray, prange, types
+from numba.core import cgutils
+from numba.extending import intrinsic, overload
 
 from .. import algorithms
+from ..cpu import loops
 from ..cpu.compile import jit
 from ..cpu.kernels import COMPILED, PARALLEL_MIN_SIZE
 from .status import (
@@ -66,12 +68,15 @@ PROGRESS = np.dtype(
         ("bad_fun", "f8"),  # the objective value there
         ("last_row", "i8"),  # the row of Workspace.rows holding the last accepted iterate
         ("best_row", "i8"),  # the row holding the best iterate (-1 when not tracked)
-    ]
+        ("keep_row", "i8"),  # the row the next update copies the accepted iterate to
+    ],
+    align=True,
 )
 
 #: The stop settings, shared by all problems.
 CONTROLS = np.dtype(
-    [("maxiter", "i8"), ("gtol", "f8"), ("ftol", "f8"), ("xtol", "f8"), ("window", "i8")]
+    [("maxiter", "i8"), ("gtol", "f8"), ("ftol", "f8"), ("xtol", "f8"), ("window", "i8")],
+    align=True,
 )
 
 
@@ -95,6 +100,41 @@ class Workspace(NamedTuple):
     hi: Any
 
 
+@intrinsic
+def _address(typingctx, addr):
+    """An integer address as a ``void*``."""
+
+    def codegen(context, builder, signature, args):
+        return builder.inttoptr(args[0], cgutils.voidptr_t)
+
+    return types.voidptr(addr), codegen
+
+
+def _borrowed(a):
+    """``a`` without its reference count: the same memory, viewed through an array that
+    numba does not count references to (the caller keeps ``a`` alive)."""
+    return carray(_address(a.ctypes.data), a.shape, a.dtype)
+
+
+borrowed_array = jit(_borrowed, inline="always")
+
+
+def _borrowed_workspace(ws):
+    """``ws`` with every array borrowed (:func:`borrowed_array`). Numba counts the
+    references to an array each time a function binds it, with an atomic operation: for
+    problems of a few variables, passing the Workspace's nine arrays through the iteration's
+    functions cost more than the iteration itself. The compiled loops bind a borrowed
+    Workspace once per call."""
+    return Workspace(
+        borrowed_array(ws.x), borrowed_array(ws.s0), borrowed_array(ws.s1),
+        borrowed_array(ws.s2), borrowed_array(ws.rows), borrowed_array(ws.snap),
+        borrowed_array(ws.glast), borrowed_array(ws.lo), borrowed_array(ws.hi),
+    )  # fmt: skip
+
+
+borrowed_workspace = jit(_borrowed_workspace, inline="always")
+
+
 def new_progress(b):
     """A fresh :data:`PROGRESS` array for ``b`` problems."""
     p = np.zeros(b, dtype=PROGRESS)
@@ -105,25 +145,29 @@ def new_progress(b):
     p["best_nit"] = -1
     p["bad_nit"] = -1
     p["best_row"] = -1
+    p["keep_row"] = -1
     return p
 
 
 # -- per-problem selection --------------------------------------------------------------------
 def pick(values, i, batched):
     """The values of problem ``i``: ``values[k][i]`` where ``batched[k]`` is 1, else
-    ``values[k][0]`` for an array and ``values[k]`` for a scalar."""
+    ``values[k][0]`` for an array and ``values[k]`` for a scalar. C-contiguous arrays come
+    borrowed (:func:`borrowed_array`): the caller keeps ``values`` alive."""
 
 
 @overload(pick, jit_options=dict(inline="always"))
 def _pick(values, i, batched):
     parts = []
     for k, t in enumerate(values):
-        if isinstance(t, types.Array) and t.ndim >= 1:
+        if isinstance(t, types.Array) and t.ndim > 1 and t.layout == "C":
+            parts.append(f"borrowed_array(values[{k}][i * batched[{k}]])")
+        elif isinstance(t, types.Array) and t.ndim >= 1:
             parts.append(f"values[{k}][i * batched[{k}]]")
         else:
             parts.append(f"values[{k}]")
     body = ", ".join(parts) + ("," if len(parts) == 1 else "")
-    namespace = {}
+    namespace = {"borrowed_array": borrowed_array}
     exec(f"def impl(values, i, batched):\n    return ({body})\n", namespace)  # noqa: S102
     return namespace["impl"]
 
@@ -135,46 +179,42 @@ _CHUNK = 1 << 14
 def max_abs_bits(bits, mask):
     """The largest ``bits[j] & mask``: the absolute values of floats viewed as unsigned
     integers, ordered like the floats (NaN above Inf); integer max reductions vectorize where
-    float ones do not. In chunks, so that the parallel copy spreads them over threads; max is
-    exact, so both give the same value."""
+    float ones do not. Beyond one chunk, in chunks that the parallel version spreads over
+    threads (max is exact, so both give the same value); no allocation below."""
     n = bits.size
-    nchunks = max(1, (n + _CHUNK - 1) // _CHUNK)
+    m = mask ^ mask  # 0, of the type of the bits
+    if n <= _CHUNK:
+        for j in range(n):
+            m = max(m, bits[j] & mask)
+        return m
+    nchunks = (n + _CHUNK - 1) // _CHUNK
     maxes = np.zeros(nchunks, dtype=bits.dtype)
     for c in prange(nchunks):
-        m = maxes[c]
+        mc = maxes[c]
         for j in range(c * _CHUNK, min(n, (c + 1) * _CHUNK)):
-            m = max(m, bits[j] & mask)
-        maxes[c] = m
+            mc = max(mc, bits[j] & mask)
+        maxes[c] = mc
     return maxes.max()
 
 
 def scan(g):
     """``(finite, max |g_i|)`` of a 1-D float array, in one pass (the max is meaningless if
     not finite)."""
-    out = np.empty(1, dtype=g.dtype)
     if g.itemsize == 8:
         top = max_abs_bits_(g.view(np.uint64), np.uint64(0x7FFFFFFFFFFFFFFF))  # noqa: F821
         if top >= np.uint64(0x7FF0000000000000):
             return False, np.inf
-        out.view(np.uint64)[0] = top
-    else:
-        top32 = max_abs_bits_(g.view(np.uint32), np.uint32(0x7FFFFFFF))  # noqa: F821
-        if top32 >= np.uint32(0x7F800000):
-            return False, np.inf
-        out.view(np.uint32)[0] = top32
-    return True, np.float64(out[0])
+        return True, np.uint64(top).view(np.float64)
+    top32 = max_abs_bits_(g.view(np.uint32), np.uint32(0x7FFFFFFF))  # noqa: F821
+    if top32 >= np.uint32(0x7F800000):
+        return False, np.inf
+    return True, np.float64(np.uint32(top32).view(np.float32))
 
 
 def copy(src, dst):
     """``dst[:] = src`` for 1-D arrays."""
-    for j in prange(src.size):
+    for j in range(src.size):
         dst[j] = src[j]
-
-
-def clamp(x, lo, hi):
-    """Project ``x`` onto the box."""
-    for j in prange(x.size):
-        x[j] = min(max(x[j], lo[j]), hi[j])
 
 
 def _projected_norm(x, g, lo, hi):
@@ -189,35 +229,49 @@ def _projected_norm(x, g, lo, hi):
     return m
 
 
-projected_norm = jit(_projected_norm)
+# The small functions of the iteration are inlined into their callers (numba's IR inlining):
+# a call that passes the Workspace's arrays costs an atomic reference count per array, more
+# than checking and updating a problem of a few variables.
+projected_norm = jit(_projected_norm, inline="always")
+copy_serial = jit(copy, inline="always")
 
 
-def _choose2(a, b):
-    if a.size >= PARALLEL_MIN_SIZE:
-        return parallel_(a, b)  # noqa: F821
-    return serial_(a, b)  # noqa: F821
+def keep_update_project(x, g, s0, s1, s2, keep, keeping, lo, hi, c):
+    """One update of ``x`` in chunks over threads: each chunk of ``x`` first copied to
+    ``keep`` (with ``keeping``), then the algorithm's serial loop, then the projection onto
+    the box (unless ``lo`` is empty). One pass over memory: the iterate being replaced is
+    kept while it is in cache."""
+    n = x.size
+    for k in prange(max(1, (n + _CHUNK - 1) // _CHUNK)):
+        a = k * _CHUNK
+        b = min(n, a + _CHUNK)
+        if keeping:
+            for j in range(a, b):
+                keep[j] = x[j]
+        loop_(x[a:b], g[a:b], s0[a:b], s1[a:b], s2[a:b], c)  # noqa: F821 - bound by jit()
+        if lo.size:
+            for j in range(a, b):
+                x[j] = min(max(x[j], lo[j]), hi[j])
 
 
-def _choose3(a, b, c):
-    if a.size >= PARALLEL_MIN_SIZE:
-        return parallel_(a, b, c)  # noqa: F821
-    return serial_(a, b, c)  # noqa: F821
+def keep_update_project_small(x, g, s0, s1, s2, keep, keeping, lo, hi, c):
+    """:func:`keep_update_project` in one piece (small problems: no slices)."""
+    if keeping:
+        for j in range(x.size):
+            keep[j] = x[j]
+    loop_(x, g, s0, s1, s2, c)  # noqa: F821 - bound by jit()
+    if lo.size:
+        for j in range(x.size):
+            x[j] = min(max(x[j], lo[j]), hi[j])
 
 
 @functools.cache
-def element_passes(parallel):
-    """``(scan, copy, clamp)`` compiled serial, or choosing the parallel loop from
-    PARALLEL_MIN_SIZE elements on (compiled only then: seconds of a first call)."""
-    funcs = (max_abs_bits, copy, clamp)
-    passes = tuple(jit(f, name=f"{f.__name__}_serial") for f in funcs)
-    if parallel:
-        passes = tuple(
-            jit(choose, name=f"{f.__name__}_by_size", serial_=ser,
-                parallel_=jit(f, parallel=True, name=f"{f.__name__}_parallel"))
-            for f, ser, choose in zip(funcs, passes, (_choose2, _choose2, _choose3), strict=True)
-        )  # fmt: skip
-    way = "by_size" if parallel else "serial"
-    return (jit(scan, name=f"scan_{way}", max_abs_bits_=passes[0]), *passes[1:])
+def scanner(parallel):
+    """:func:`scan`, its chunks over threads or not."""
+    way = "parallel" if parallel else "serial"
+    bits = jit(max_abs_bits, parallel=parallel, name=f"max_abs_bits_{way}",
+               inline="never" if parallel else "always")  # fmt: skip
+    return jit(scan, name=f"scan_{way}", max_abs_bits_=bits, inline="always")
 
 
 # -- the iteration ----------------------------------------------------------------------------
@@ -225,8 +279,26 @@ def check(ws, i, g, f, p, ctl):
     """Accept the evaluation ``f, g`` of problem ``i``'s current iterate and run the stop
     tests; return RUNNING or the status of the test that fired (BAD_JAC_SIZE for a gradient
     of the wrong size). On a non-finite ``f`` or ``g`` the iterate goes back to the last
-    accepted one, so ``x[i]`` always has a finite objective and gradient (but at x0)."""
-    x = ws.x[i]
+    accepted one, so ``x[i]`` always has a finite objective and gradient (but at x0).
+
+    An accepted iterate is kept in ``rows[keep_row]`` (for that going back, and as the best
+    iterate): by the next update, in the same pass, or here when a test fired."""
+    code = accept_and_test_(ws.x[i], g, f, p, ctl, ws.rows, i, ws.lo, ws.hi, ws.snap[i])  # noqa: F821
+    if code != RUNNING and p.keep_row >= 0:
+        keep(ws, i, p)
+    return code
+
+
+def _keep(ws, i, p):
+    """Copy problem ``i``'s iterate to its keep row (not inlined: it is rare)."""
+    copy_serial(ws.x[i], ws.rows[p.keep_row, i])
+    p.keep_row = -1
+
+
+def _accept_and_test(x, g, f, p, ctl, rows, i, lo, hi, snap):
+    """:func:`check` but the copy of the accepted iterate, left to ``keep_row``; the arrays
+    of problem ``i`` passed one by one (the fewer arrays a function binds, the fewer
+    reference counts)."""
     n = x.size
     if g.size != n:
         return BAD_JAC_SIZE
@@ -236,7 +308,7 @@ def check(ws, i, g, f, p, ctl):
         p.bad_nit = k
         p.bad_fun = f
         if k > 0:
-            copy_(ws.rows[p.last_row, i], x)  # noqa: F821
+            copy_serial(rows[p.last_row, i], x)
             p.nit = k - 1
         else:
             p.fun = f
@@ -245,24 +317,25 @@ def check(ws, i, g, f, p, ctl):
         return NONFINITE_JAC if f - f == 0 else NONFINITE_FUN
     # x_k is accepted: kept in a row that does not hold the best iterate
     row = 0
-    if ws.rows.shape[0] > 1 and p.best_row == 0:
+    tracking = rows.shape[0] > 1
+    if tracking and p.best_row == 0:
         row = 1
-    copy_(x, ws.rows[row, i])  # noqa: F821
+    p.keep_row = row  # the copy is made by the update, or by check if the run stops
     p.last_row = row
     if k == 0 or f < p.best_fun:
         p.best_fun = f
         p.best_nit = k
-        if ws.rows.shape[0] > 1:
+        if tracking:
             p.best_row = row
     p.fun = f
     p.eval_nit = k
-    if ws.lo.size > 0:
-        gmax = projected_norm(x, g, ws.lo, ws.hi)
+    if lo.size > 0:
+        gmax = projected_norm(x, g, lo, hi)
     p.gnorm = gmax
     if gmax <= ctl.gtol:
         return GTOL
     if k > 0:
-        code = window_tests(ws, i, f, p, ctl)
+        code = window_tests(x, snap, f, p, ctl)
         if code != RUNNING:
             return code
     if k >= ctl.maxiter:
@@ -270,7 +343,7 @@ def check(ws, i, g, f, p, ctl):
     return RUNNING
 
 
-def _window_tests(ws, i, f, p, ctl):
+def _window_tests(x, snap, f, p, ctl):
     """The ftol and xtol tests, every ``window`` iterations."""
     w = ctl.window
     p.fsum += f
@@ -286,8 +359,6 @@ def _window_tests(ws, i, f, p, ctl):
         if change <= ctl.ftol * max(abs(mean), abs(prev), 1.0):
             return FTOL
     if ctl.xtol > 0:
-        x = ws.x[i]
-        snap = ws.snap[i]
         dx = 0.0
         xn = 0.0
         for j in range(x.size):
@@ -300,20 +371,33 @@ def _window_tests(ws, i, f, p, ctl):
     return RUNNING
 
 
-window_tests = jit(_window_tests)
+window_tests = jit(_window_tests, inline="always")
+keep = jit(_keep)
 
 
 def update(ws, i, g, hyper, carry, p):
     """One update of problem ``i`` with gradient ``g`` (the algorithm's loop, through its
-    coefficients at step ``nit + 1``), then the projection onto the bounds."""
+    coefficients at step ``nit + 1``), keeping the accepted iterate and projecting onto
+    the bounds in the same pass."""
     x = ws.x[i]
     t = p.nit + 1
     c = coefficients(t, *pick(hyper, i, batched_))  # noqa: F821 - bound by jit()
-    loop(x, g, ws.s0[i], ws.s1[i], ws.s2[i], c)  # noqa: F821
+    keep = ws.rows[max(p.keep_row, 0), i]
+    pass_(x, g, ws.s0[i], ws.s1[i], ws.s2[i], keep, p.keep_row >= 0, ws.lo, ws.hi, c)  # noqa: F821
+    p.keep_row = -1
     carry[i] = c[CARRY]  # noqa: F821
-    if ws.lo.size > 0:
-        clamp_(x, ws.lo, ws.hi)  # noqa: F821
     p.nit = t
+
+
+def advance_one(ws, i, g, f, p, ctl, hyper, carry, mode):
+    """One iteration of problem ``i`` (see :func:`advance`); its status."""
+    code = p.status
+    if mode != 2:
+        code = check_(ws, i, g, f, p, ctl)  # noqa: F821 - bound by jit()
+        p.status = code
+    if code == RUNNING and mode != 1:
+        update_(ws, i, g, hyper, carry, p)  # noqa: F821
+    return code
 
 
 def advance(ws, active, grads, funs, progress, hyper, carry, controls, mode):
@@ -322,17 +406,12 @@ def advance(ws, active, grads, funs, progress, hyper, carry, controls, mode):
     running, 1 the stop tests only, 2 the update only (of those whose status is RUNNING).
     Returns how many are still running."""
     running = 0
+    ws = borrowed_workspace(ws)
     for j in prange(active.size):
         i = active[j]
-        p = progress[i]
         ctl = controls[0]  # (not hoisted out of the loop: a record cannot enter a parfor)
-        code = p.status
-        if mode != 2:
-            code = check_(ws, i, grads[j], funs[j], p, ctl)  # noqa: F821 - bound by jit()
-            p.status = code
+        code = one_(ws, i, grads[j], funs[j], progress[i], ctl, hyper, carry, mode)  # noqa: F821
         if code == RUNNING:
-            if mode != 1:
-                update_(ws, i, grads[j], hyper, carry, p)  # noqa: F821
             running += 1
     return running
 
@@ -352,9 +431,10 @@ def variant(b, n):
 
 @functools.cache
 def checker(way):
-    """:func:`check` compiled for ``way``."""
-    scan_, copy_, clamp_ = element_passes(way == ELEMENTS)
-    return jit(check, name=f"check_{way}", scan_=scan_, copy_=copy_), clamp_, copy_
+    """:func:`check` compiled for ``way`` (its scan over threads for ELEMENTS)."""
+    accept = jit(_accept_and_test, name=f"accept_and_test_{way}",
+                 scan_=scanner(way == ELEMENTS), inline="always")  # fmt: skip
+    return jit(check, name=f"check_{way}", accept_and_test_=accept, inline="always")
 
 
 class Engine(NamedTuple):
@@ -363,7 +443,6 @@ class Engine(NamedTuple):
     check: Any
     update: Any
     advance: Any
-    copy: Any
 
 
 @functools.cache
@@ -374,36 +453,44 @@ def engine(name, way, batched):
     only what that way needs."""
     spec = algorithms.get(name)
     compiled = COMPILED[name]
-    check_, clamp_, copy_ = checker(way)
-    loop = compiled.serial
-    if way == ELEMENTS:
-        loop = jit(_loop_by_size, name=f"{name}_loop_by_size", serial_=compiled.serial,
-                   parallel_=compiled.parallel)  # fmt: skip
+    check_ = checker(way)
+    if way == ELEMENTS:  # chunks over threads, each with the algorithm's compiled loop
+        pass_ = jit(keep_update_project, parallel=True, name=f"{name}_pass_{way}",
+                    loop_=compiled.serial)  # fmt: skip
+    else:  # everything inlined: the loop too
+        loop = jit(loops.update, name=f"{name}_loop_inline", inline="always",
+                   rule=compiled.rule, cast=compiled.cast, buffers=compiled.buffers)  # fmt: skip
+        pass_ = jit(keep_update_project_small, name=f"{name}_pass_{way}", loop_=loop,
+                    inline="always")  # fmt: skip
     carry = spec.Coefficients._fields.index(next(iter(spec.carry))) if spec.carry else 0
     suffix = f"{name}_{way}_" + "".join(map(str, batched))
     update_ = jit(update, name=f"update_{suffix}", coefficients=compiled.coefficients,
-                  loop=loop, clamp_=clamp_, CARRY=carry, batched_=batched)  # fmt: skip
-    advance_ = jit(advance, parallel=way == PROBLEMS, name=f"advance_{suffix}",
-                   check_=check_, update_=update_)  # fmt: skip
-    return Engine(check_, update_, advance_, copy_)
+                  pass_=pass_, CARRY=carry, batched_=batched, inline="always")  # fmt: skip
+    # (the problems' iteration is a call, not inlined, in the parallel loop: numba's parallel
+    # loops do not take inlined functions of records reliably)
+    one_ = jit(advance_one, name=f"advance_one_{suffix}", check_=check_, update_=update_)
+    advance_ = jit(advance, parallel=way == PROBLEMS, name=f"advance_{suffix}", one_=one_)
+    return Engine(check_, update_, advance_)
 
 
-def _loop_by_size(p, g, s0, s1, s2, c):
-    if p.size >= PARALLEL_MIN_SIZE:
-        parallel_(p, g, s0, s1, s2, c)  # noqa: F821 - bound by jit()
-    else:
-        serial_(p, g, s0, s1, s2, c)  # noqa: F821
+def flush(run_ws, progress):
+    """Make the copies of accepted iterates still pending (problems stopped from Python
+    between their stop tests and their update)."""
+    for i in np.flatnonzero(progress["keep_row"] >= 0):
+        run_ws.rows[progress["keep_row"][i], i] = run_ws.x[i]
+        progress["keep_row"][i] = -1
 
 
 # -- allocation -------------------------------------------------------------------------------
 def allocate(x0, state_init, *, lo, hi, xtol, track_best, keep_gradient):
-    """The :class:`Workspace` of a run from ``x0`` (B, n), projected onto the bounds.
+    """The :class:`Workspace` of a run from ``x0`` (B, n), C-ordered, which becomes the
+    iterates (projected onto the bounds in place).
 
     ``state_init`` is ``((used, value), ...)`` for the three buffers: whether the run's
     coefficients use each and its initial value (a scalar, or an array of shape (B,))."""
     b, n = x0.shape
     dt = x0.dtype
-    x = np.array(x0, dtype=dt, order="C", copy=True)
+    x = x0  # (a fresh array from options.check_x0: it becomes the iterates)
     if lo.size:
         np.clip(x, lo, hi, out=x)
     bufs = []

@@ -62,6 +62,7 @@ def python_loop(run, ev, callback, style, deadline, printer, batch):
     split = callback is not None or deadline is not None or printer is not None or sched
     active = np.arange(ws.x.shape[0])
     last = None  # (active, G) of the latest complete evaluation
+    previous = None  # and of the one before (for problems that stop on a non-finite value)
     final = None
     k = 0
     try:
@@ -74,8 +75,9 @@ def python_loop(run, ev, callback, style, deadline, printer, batch):
                     final = status.BATCHES_EXHAUSTED
                     break
             ev.k = k
+            previous, last = last, None  # (the gradient before it is released: memory)
             F, G = ev(active, extra)
-            previous, last = last, (active, G)
+            last = (active, G)
             if not split:
                 running = advance(ws, active, G, F, progress, hyper, carry, controls, 0)
             else:
@@ -98,7 +100,7 @@ def python_loop(run, ev, callback, style, deadline, printer, batch):
     except KeyboardInterrupt:
         final = status.INTERRUPTED
     if final is not None:
-        _stop_all(run, final, last)
+        _stop_all(run, final, last if last is not None else previous)
 
 
 def _between(run, active, k, ev, G, callback, style, deadline, printer):
@@ -143,6 +145,7 @@ def _stop_all(run, code, last):
     progress = run.progress
     rows = np.flatnonzero(progress["status"] == RUNNING)
     progress["status"][rows] = code
+    engine.flush(run.ws, progress)
     if last is not None and rows.size:
         active, G = last
         pos = np.searchsorted(active, rows)

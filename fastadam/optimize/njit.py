@@ -214,6 +214,7 @@ def _progress():
     p.best_nit = -1
     p.bad_nit = -1
     p.best_row = -1
+    p.keep_row = -1
     return progress
 
 
