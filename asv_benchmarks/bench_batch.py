@@ -9,8 +9,6 @@
 Skipped when this fastadam has no ``minimize_batch``.
 """
 
-import fastadam as fa
-
 from . import _peaks as pk
 from ._common import interleaved_ratio, pin_threads
 
@@ -18,6 +16,8 @@ ITERS = 200
 
 
 def _require():
+    import fastadam as fa  # in setup only: see tests/test_bench_helpers.py
+
     if not hasattr(fa, "minimize_batch"):
         raise NotImplementedError("this fastadam has no minimize_batch")
 

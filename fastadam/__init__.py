@@ -17,6 +17,8 @@ minimize, minimize_batch, methods, minimize_njit, njit_options
     scipy-style minimization with the optimizers, of one problem or of many independent
     problems at once, scipy custom methods, and the fully compiled loop (the subpackage
     ``optimize``, imported on first use).
+warmup
+    Compile the common variants into numba's disk cache (``python -m fastadam warmup``).
 cuda
     GPU kernels and device functions (``import fastadam.cuda``; needs numba-cuda).
 """
@@ -38,6 +40,7 @@ _LAZY = {
     "njit_options": (".optimize", "njit_options"),
     "NjitOptions": (".optimize", "NjitOptions"),
     "NjitResult": (".optimize", "NjitResult"),
+    "warmup": ("._warmup", "warmup"),
 }
 
 __all__ = [

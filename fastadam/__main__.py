@@ -10,6 +10,9 @@ The throughput table times ``opt.step(g)`` of the optimizers (the library's publ
 :mod:`timeit`, against two references written here in plain numpy: a copy of the same
 array (this machine's memory bandwidth for the simplest traffic) and the same update in
 numpy. It needs nothing beyond fastadam's own dependencies.
+
+``python -m fastadam warmup`` compiles the common variants into numba's disk cache instead
+(:func:`fastadam.warmup`).
 """
 
 import argparse
@@ -403,6 +406,9 @@ def parse_args(argv=None):
 
 
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["warmup"]:
+        return warmup_main(argv[1:])
     args = parse_args(argv)
     cuda, gpu_reason = (None, "not requested") if args.device == "cpu" else gpu_status()
     if args.device == "gpu" and cuda is None:
@@ -480,6 +486,26 @@ def main(argv=None):
             print(f"\nGPU: {reason}")
     elif args.device == "auto":
         print(f"\nGPU: none used ({gpu_reason})")
+    return 0
+
+
+def warmup_main(argv):
+    """``python -m fastadam warmup``: fill numba's disk cache (see :func:`fastadam.warmup`)."""
+    parser = argparse.ArgumentParser(
+        prog="python -m fastadam warmup",
+        description=(
+            "Compile fastadam's common variants into numba's disk cache (every algorithm's "
+            "optimizer step and minimize iteration, float32 and float64), so that a first step "
+            "or fit only loads them. On a cluster, run it once per machine before the workers "
+            "start (concurrent first compiles into one cache can crash: numba issue 4807)."
+        ),
+    )
+    parser.add_argument("--dtype", choices=("float32", "float64"), nargs="+",
+                        default=["float32", "float64"], help="dtypes to prepare")  # fmt: skip
+    args = parser.parse_args(argv)
+    t0 = time.perf_counter()
+    log = fa.warmup(dtypes=tuple(args.dtype), verbose=True)
+    print(f"{len(log)} variants ready in {time.perf_counter() - t0:.1f} s")
     return 0
 
 

@@ -501,6 +501,29 @@ def test_demo_quick_run():
     assert all(" 20 " in row for row in rows)  # iterations column
 
 
+def test_warmup_fills_the_cache_for_later_processes():
+    """``python -m fastadam warmup`` prepares every algorithm's step and minimize variants; a
+    later process's first minimize of the warmed signature then only loads from the cache."""
+    out = _run_demo("warmup", "--dtype", "float64")
+    assert out.returncode == 0, out.stderr
+    for what in ("adam step, float64, parallel", "nadam minimize, float64, problems",
+                 "rmsprop minimize, float64, elements", "compiled minimize loop"):  # fmt: skip
+        assert what in out.stdout, out.stdout
+    script = (
+        "import numpy as np, fastadam as fa\n"
+        "from fastadam._njit_samples import quadratic, jac\n"
+        "from fastadam.optimize import compiled, engine\n"
+        "res = fa.minimize(quadratic, np.ones(5), jac=jac, options=dict(maxiter=3))\n"
+        "loop = compiled.loops('adam', engine.SERIAL, (0,) * 12)[0]\n"
+        "print(res.compiled, sum(loop.stats.cache_misses.values()))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         timeout=300, cwd=ROOT)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    compiled, misses = out.stdout.split()
+    assert compiled == "True" and misses == "0"  # loaded from the cache, not compiled
+
+
 def test_demo_rejects_bad_options():
     assert _run_demo("--size", "1").returncode == 2
     assert _run_demo("--convention", "nope").returncode == 2

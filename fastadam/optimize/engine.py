@@ -176,17 +176,12 @@ def _pick(values, i, batched):
 _CHUNK = 1 << 14
 
 
-def max_abs_bits(bits, mask):
-    """The largest ``bits[j] & mask``: the absolute values of floats viewed as unsigned
-    integers, ordered like the floats (NaN above Inf); integer max reductions vectorize where
-    float ones do not. Beyond one chunk, in chunks that the parallel version spreads over
-    threads (max is exact, so both give the same value); no allocation below."""
+def max_abs_bits_chunks(bits, mask):
+    """The largest ``bits[j] & mask``, in chunks over threads: the absolute values of floats
+    viewed as unsigned integers, ordered like the floats (NaN above Inf); integer max
+    reductions vectorize where float ones do not (max is exact: any order gives the same
+    value)."""
     n = bits.size
-    m = mask ^ mask  # 0, of the type of the bits
-    if n <= _CHUNK:
-        for j in range(n):
-            m = max(m, bits[j] & mask)
-        return m
     nchunks = (n + _CHUNK - 1) // _CHUNK
     maxes = np.zeros(nchunks, dtype=bits.dtype)
     for c in prange(nchunks):
@@ -197,9 +192,27 @@ def max_abs_bits(bits, mask):
     return maxes.max()
 
 
+def scan_loop(g):
+    """``(finite, max |g_i|)`` of a 1-D float array, in one plain pass (the max is
+    meaningless if not finite)."""
+    m = 0.0
+    bad = False
+    for j in range(g.size):
+        a = abs(g[j])
+        bad |= a - a != 0  # NaN for NaN and Inf
+        m = max(m, a)
+    return not bad, np.float64(m)
+
+
 def scan(g):
-    """``(finite, max |g_i|)`` of a 1-D float array, in one pass (the max is meaningless if
-    not finite)."""
+    """:func:`scan_loop`, and from PARALLEL_MIN_SIZE elements on the same with the bits'
+    max, which vectorizes, in chunks over threads."""
+    if g.size >= PARALLEL_MIN_SIZE:
+        return scan_bits_(g)  # noqa: F821 - bound by jit()
+    return scan_loop_(g)  # noqa: F821
+
+
+def _scan_bits(g):
     if g.itemsize == 8:
         top = max_abs_bits_(g.view(np.uint64), np.uint64(0x7FFFFFFFFFFFFFFF))  # noqa: F821
         if top >= np.uint64(0x7FF0000000000000):
@@ -267,11 +280,14 @@ def keep_update_project_small(x, g, s0, s1, s2, keep, keeping, lo, hi, c):
 
 @functools.cache
 def scanner(parallel):
-    """:func:`scan`, its chunks over threads or not."""
-    way = "parallel" if parallel else "serial"
-    bits = jit(max_abs_bits, parallel=parallel, name=f"max_abs_bits_{way}",
-               inline="never" if parallel else "always")  # fmt: skip
-    return jit(scan, name=f"scan_{way}", max_abs_bits_=bits, inline="always")
+    """:func:`scan`: from PARALLEL_MIN_SIZE elements on (``parallel``), the bits' max in
+    chunks over threads; below, a plain loop (its compilation is a fraction of a second)."""
+    loop = jit(scan_loop, inline="always")
+    if not parallel:
+        return loop
+    bits = jit(max_abs_bits_chunks, parallel=True, name="max_abs_bits_parallel")
+    scan_bits = jit(_scan_bits, name="scan_bits_parallel", max_abs_bits_=bits)
+    return jit(scan, name="scan_by_size", scan_bits_=scan_bits, scan_loop_=loop)
 
 
 # -- the iteration ----------------------------------------------------------------------------
@@ -453,7 +469,6 @@ def engine(name, way, batched):
     only what that way needs."""
     spec = algorithms.get(name)
     compiled = COMPILED[name]
-    check_ = checker(way)
     if way == ELEMENTS:  # chunks over threads, each with the algorithm's compiled loop
         pass_ = jit(keep_update_project, parallel=True, name=f"{name}_pass_{way}",
                     loop_=compiled.serial)  # fmt: skip
@@ -466,8 +481,11 @@ def engine(name, way, batched):
     suffix = f"{name}_{way}_" + "".join(map(str, batched))
     update_ = jit(update, name=f"update_{suffix}", coefficients=compiled.coefficients,
                   pass_=pass_, CARRY=carry, batched_=batched, inline="always")  # fmt: skip
-    # (the problems' iteration is a call, not inlined, in the parallel loop: numba's parallel
-    # loops do not take inlined functions of records reliably)
+    # The iteration is inlined (per problem and iteration, calls that pass the arrays cost
+    # more than a small problem's update), but the problems' iteration is a call in the
+    # parallel loop: numba's parallel loops do not take inlined functions of records
+    # reliably.
+    check_ = checker(way)
     one_ = jit(advance_one, name=f"advance_one_{suffix}", check_=check_, update_=update_)
     advance_ = jit(advance, parallel=way == PROBLEMS, name=f"advance_{suffix}", one_=one_)
     return Engine(check_, update_, advance_)
