@@ -1,23 +1,5 @@
-"""The status table of ``minimize`` and the building of its result.
-
-======  ====================  =======  ==========================================================
-status  name                  success  meaning
-======  ====================  =======  ==========================================================
-0       ``gtol``              True     :math:`\\|g_k\\|_\\infty \\le` gtol (projected gradient with
-                                       bounds)
-1       ``maxiter``           False    ``maxiter`` updates done
-2       ``ftol``              True     the mean objective over the last window changed by at
-                                       most ftol (relative, see ``minimize``)
-3       ``xtol``              True     x moved by at most xtol over the last window
-4       ``nonfinite_fun``     False    the objective was NaN or Inf; ``x`` is the last finite
-                                       iterate
-5       ``nonfinite_jac``     False    the gradient held NaN or Inf; ``x`` is the last finite
-                                       iterate
-6       ``maxtime``           False    ``maxtime`` seconds elapsed
-7       ``batches_exhausted`` True     ``options['batches']`` ran out (one batch per iteration)
-8       ``callback``          False    the callback raised ``StopIteration``
-9       ``interrupted``       False    KeyboardInterrupt (Ctrl-C); the result so far
-======  ====================  =======  ==========================================================
+"""The results of ``minimize`` and ``minimize_batch``: the OptimizeResult of a finished run
+and the messages of the statuses (the table is in :mod:`fastadam.optimize.status`).
 """
 
 import numpy as np
