@@ -366,8 +366,7 @@ def solve(fun, x0, args, method, jac, bounds, callback, tol, options, stacklevel
         try:
             loop.python_loop(run, ev, callback, style, deadline, printer, batch)
         finally:
-            run.progress["nfev"] = ev.nfev
-            run.progress["njev"] = ev.njev
+            run.progress["nfev"], run.progress["njev"] = ev.counts()
     build = results.build_batch if batch else results.build
     res = build(run, compiled=use_compiled, **extra)
     if printer is not None:

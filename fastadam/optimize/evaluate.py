@@ -127,8 +127,51 @@ class Evaluator:
         self.nfev = np.zeros(b, dtype=np.int64)
         self.njev = np.zeros(b, dtype=np.int64)
         self.k = 0
+        self.evaluations = 0  # minimize's calls of fun (and of jac), counted in Python
+        self.F = np.empty(1)
+        self.gshape = (n,)
+        self.gstrides = (x.itemsize,)
+        self.dtype = x.dtype
         if self.mode == FINITE_DIFF:
             self.fd = _FiniteDifferences(fun, scheme, cfg, lo, hi, batch)
+
+    def counts(self):
+        """``(nfev, njev)`` per problem."""
+        return self.nfev + self.evaluations, self.njev + self.evaluations
+
+    def one(self, extra=()):
+        """minimize's evaluation of its one problem at the live iterate: ``(F, G)`` of
+        shapes (1,) and (1, n); a gradient that is already a contiguous array of x's dtype
+        is taken as it is (the common case, checked in a few attribute reads)."""
+        x = self.x[0]
+        args = (*extra, *self.args) if extra else self.args
+        if self.mode == COMBINED:
+            f, g = split(self.fun(x, *args))
+        else:
+            f = self.fun(x, *args)
+        self.evaluations += 1
+        if self.mode == SEPARATE:
+            try:
+                g = self.jac(x, *args)
+            except BaseException:
+                self.nfev += 1
+                self.evaluations -= 1
+                raise
+        if f.__class__ is not float:
+            f = scalar(f, self.k)
+        if self.mode == FINITE_DIFF:
+            F = np.array([f])
+            g = self.fd(x, F, args, (0,) * (len(extra) + len(self.args)), self.nfev,
+                        np.zeros(1, dtype=np.intp))  # fmt: skip
+        if not (
+            g.__class__ is np.ndarray
+            and g.strides == self.gstrides
+            and g.shape == self.gshape
+            and g.dtype == self.dtype
+        ):
+            g = gradient(g, self.gshape, self.dtype, self.mode, self.k)
+        self.F[0] = f
+        return self.F, g.reshape(1, -1)
 
     def rows_args(self, active, extra):
         """The arguments of the problems ``active`` (``extra`` first: the minibatch)."""
@@ -139,6 +182,8 @@ class Evaluator:
 
     def __call__(self, active, extra=()):
         """``(F, G)``: float64 values of shape (b,) and gradients (b, n) in x's dtype."""
+        if not self.batch:
+            return self.one(extra)
         args = self.rows_args(active, extra)
         full = active.size == self.x.shape[0]
         if self.batch:
