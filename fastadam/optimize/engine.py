@@ -193,15 +193,34 @@ def max_abs_bits_chunks(bits, mask):
 
 
 def scan_loop(g):
-    """``(finite, max |g_i|)`` of a 1-D float array, in one plain pass (the max is
-    meaningless if not finite)."""
-    m = 0.0
-    bad = False
-    for j in range(g.size):
-        a = abs(g[j])
-        bad |= a - a != 0  # NaN for NaN and Inf
-        m = max(m, a)
-    return not bad, np.float64(m)
+    """``(finite, max |g_i|)`` of a 1-D float array, in one pass that vectorizes (the max
+    is meaningless if not finite)."""
+
+
+@overload(scan_loop, jit_options=dict(inline="always"))
+def _scan_loop(g):
+    # |g_i| compared as unsigned integers (ordered like the floats, NaN above Inf): integer
+    # max reductions vectorize where float ones do not. One implementation per dtype, so
+    # that only it is compiled.
+    wide = g.dtype == types.float64
+    uint, fl = (np.uint64, np.float64) if wide else (np.uint32, np.float32)
+    mask = uint(0x7FFFFFFFFFFFFFFF) if wide else uint(0x7FFFFFFF)
+    inf = uint(0x7FF0000000000000) if wide else uint(0x7F800000)
+
+    def impl(g):
+        bits = g.view(uint)
+        m = mask ^ mask
+        for j in range(bits.size):
+            m = max(m, bits[j] & mask)
+        if m >= inf:
+            return False, np.inf
+        return True, np.float64(uint(m).view(fl))
+
+    return impl
+
+
+def _scan_one(g):
+    return scan_loop(g)
 
 
 def scan(g):
@@ -282,7 +301,7 @@ def keep_update_project_small(x, g, s0, s1, s2, keep, keeping, lo, hi, c):
 def scanner(parallel):
     """:func:`scan`: from PARALLEL_MIN_SIZE elements on (``parallel``), the bits' max in
     chunks over threads; below, a plain loop (its compilation is a fraction of a second)."""
-    loop = jit(scan_loop, inline="always")
+    loop = jit(_scan_one, name="scan_serial", inline="always")
     if not parallel:
         return loop
     bits = jit(max_abs_bits_chunks, parallel=True, name="max_abs_bits_parallel")

@@ -129,6 +129,7 @@ class Evaluator:
         self.k = 0
         self.evaluations = 0  # minimize's calls of fun (and of jac), counted in Python
         self.F = np.empty(1)
+        self.x0 = x[0]  # minimize's live iterate (a view: updated in place)
         self.gshape = (n,)
         self.gstrides = (x.itemsize,)
         self.dtype = x.dtype
@@ -143,7 +144,7 @@ class Evaluator:
         """minimize's evaluation of its one problem at the live iterate: ``(F, G)`` of
         shapes (1,) and (1, n); a gradient that is already a contiguous array of x's dtype
         is taken as it is (the common case, checked in a few attribute reads)."""
-        x = self.x[0]
+        x = self.x0
         args = (*extra, *self.args) if extra else self.args
         if self.mode == COMBINED:
             f, g = split(self.fun(x, *args))
@@ -167,7 +168,7 @@ class Evaluator:
             g.__class__ is np.ndarray
             and g.strides == self.gstrides
             and g.shape == self.gshape
-            and g.dtype == self.dtype
+            and (g.dtype is self.dtype or g.dtype == self.dtype)
         ):
             g = gradient(g, self.gshape, self.dtype, self.mode, self.k)
         self.F[0] = f

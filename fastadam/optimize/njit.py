@@ -130,7 +130,10 @@ def _minimize_impl(fun, jac, x0, args, options):
     spec = algorithms.get(name)
     carry = spec.arguments.index(next(iter(spec.carry))) if spec.carry else -1
     batched = tuple(int(k == carry) for k in range(len(spec.arguments)))
-    _, inline = compiled.loops(name, engine.ELEMENTS, batched)
+    # the variant is chosen at run time by the size (the parallel one costs a parallel
+    # region per iteration, microseconds on a small problem): both are compiled
+    _, small = compiled.loops(name, engine.SERIAL, batched)
+    _, large = compiled.loops(name, engine.ELEMENTS, batched)
     hyper = ", ".join(
         "carry" if k == carry else f"options.hyper[{k}]" for k in range(len(spec.arguments))
     )
@@ -148,17 +151,26 @@ def impl(fun, jac, x0, args, options):
     hyper = ({hyper},)
     whole = ({whole}{"," if args else ""})
     mask = ({mask}{"," if args else ""})
-    inline(fun, jac, whole, mask, ws, progress, hyper, carry, options.controls, 0, True)
-    if progress[0].status == RUNNING:
-        nsteps = options.controls[0].maxiter + 1
-        inline(fun, jac, whole, mask, ws, progress, hyper, carry, options.controls, nsteps,
-               False)
+    if x0.size >= PARALLEL_MIN_SIZE:
+        _drive(large, fun, jac, whole, mask, ws, progress, hyper, carry, options.controls)
+    else:
+        _drive(small, fun, jac, whole, mask, ws, progress, hyper, carry, options.controls)
     return _result(ws, progress)
 """
-    namespace = dict(np=np, inline=inline, _workspace=_workspace, _progress=_progress,
-                     _result=_result, RUNNING=RUNNING)  # fmt: skip
+    namespace = dict(np=np, small=small, large=large, _workspace=_workspace, _drive=_drive,
+                     _progress=_progress, _result=_result, RUNNING=RUNNING,
+                     PARALLEL_MIN_SIZE=engine.PARALLEL_MIN_SIZE)  # fmt: skip
     exec(source, namespace)  # noqa: S102 - one problem's arguments and hyperparameters
     return namespace["impl"]
+
+
+@njit
+def _drive(loop, fun, jac, args, mask, ws, progress, hyper, carry, controls):
+    """Evaluate x0, then iterate until a stop test fires."""
+    loop(fun, jac, args, mask, ws, progress, hyper, carry, controls, 0, True)
+    if progress[0].status == RUNNING:
+        loop(fun, jac, args, mask, ws, progress, hyper, carry, controls,
+             controls[0].maxiter + 1, False)  # fmt: skip
 
 
 @njit
