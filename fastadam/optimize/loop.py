@@ -15,6 +15,8 @@ from .. import _validation as val
 from . import engine, status
 from .status import BAD_JAC_SIZE, NONFINITE_FUN, NONFINITE_JAC, RUNNING
 
+__all__ = ["python_loop", "callback_style", "Run"]
+
 
 def callback_style(callback):
     """None, 'new' (``callback(intermediate_result)``) or 'legacy' (``callback(xk)``)."""
@@ -214,6 +216,3 @@ def call_back(callback, style, run, active, G, ev):
         )
     else:
         callback(ws.x.copy())
-
-
-__all__ = ["python_loop", "callback_style", "Run", "engine"]
