@@ -161,3 +161,17 @@ def test_importing_the_asv_suite_starts_no_threads():
         [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True
     )
     assert out.returncode == 0, out.stderr[-2000:]
+
+
+def test_batched_fit_floor_is_adam():
+    """The floor of the batched-fit benchmark (a hand-written prange Adam loop) runs
+    PyTorch's Adam: its iterates match fa.minimize_batch's (the same evaluations, the
+    update's arithmetic in another order: float64 rounding only)."""
+    from asv_benchmarks import _peaks as pk
+
+    y, _, x0 = pk.data(5)
+    floor = pk.floor_adam(x0.copy(), y, pk.T, 50, pk.LR)
+    res = fa.minimize_batch(pk.fun_and_grad, x0, args=(y, pk.T[np.newaxis]), jac=True,
+                            options=dict(lr=pk.LR, maxiter=50, gtol=0.0))  # fmt: skip
+    np.testing.assert_allclose(floor, res.x, rtol=1e-9, atol=1e-12)
+    assert np.all(res.nit == 50)
