@@ -26,30 +26,33 @@ fi
 {
     date -u
     nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv
+    nproc
     python3 -c "import numpy, numba, numba_cuda, fastadam; print('numpy', numpy.__version__,
 'numba', numba.__version__, 'numba-cuda', numba_cuda.__version__)"
 } >"$out/env.txt" 2>&1
 cat "$out/env.txt"
-# most important first; the timeouts add up to 580 s, inside one 600-s device call
+# most important first; the timeouts (seconds, overridable) add up to 580 s by default,
+# inside one 600-s device call
+T_CHECK=${T_CHECK:-300} T_TESTS=${T_TESTS:-140} T_SANITIZE=${T_SANITIZE:-70}
 steps=${*:2}
 steps=${steps:-check tests sanitize}
 for step in $steps; do
     case $step in
     check)
-        timeout 300 python3 benchmarks/gpu_check.py --out "$out/gpu.md" \
+        timeout $T_CHECK python3 benchmarks/gpu_check.py --out "$out/gpu.md" \
             --csv "$out/bandwidth_gpu.csv" >"$out/gpu_check.txt" 2>&1
         echo "gpu_check exit $?"
         grep -v "^ok " "$out/gpu_check.txt" | tail -60
         ;;
     tests)
-        timeout 140 python3 -m pytest -q -p no:cacheprovider tests/test_cuda.py \
+        timeout $T_TESTS python3 -m pytest -q -p no:cacheprovider tests/test_cuda.py \
             tests/test_cuda_ptx.py >"$out/pytest.txt" 2>&1
         echo "pytest exit $?"
         tail -5 "$out/pytest.txt"
         ;;
     sanitize)
         for tool in memcheck racecheck; do
-            timeout 70 compute-sanitizer --tool "$tool" --error-exitcode 9 \
+            timeout $T_SANITIZE compute-sanitizer --tool "$tool" --error-exitcode 9 \
                 python3 benchmarks/gpu_check.py --sanitize >"$out/$tool.txt" 2>&1
             echo "$tool exit $?"
             tail -4 "$out/$tool.txt"

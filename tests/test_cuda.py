@@ -9,6 +9,7 @@ Tests that hold for every algorithm are parametrised over :data:`fastadam.algori
 """
 
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -509,7 +510,11 @@ def test_float16_needs_mixed_precision_and_keeps_float32_state(name):
     assert dx.copy_to_host().dtype == np.float16
     # float32 arithmetic, float16 storage of the parameter: within half-precision rounding
     np.testing.assert_allclose(dx.copy_to_host().astype(np.float32), ref, rtol=1e-3, atol=1e-3)
-    np.testing.assert_allclose(state[first], opt_ref.state_dict()[first], rtol=1e-6)
+    # the state in float32 as on the CPU, up to the GPU's fused multiply-adds: an error of a
+    # few float32 roundings of the largest values, absolute where m is near zero
+    expected = opt_ref.state_dict()[first]
+    atol = 8 * np.finfo(np.float32).eps * np.max(np.abs(expected))
+    np.testing.assert_allclose(state[first], expected, rtol=1e-6, atol=atol)
 
 
 def test_mixed_precision_and_stream_are_cuda_only():
@@ -525,6 +530,20 @@ def test_stream_is_used():
     opt = fa.RMSProp(x, lr=0.1, stream=stream)
     opt.step(cuda.to_device(np.ones(10)))
     stream.synchronize()
+    assert np.all(x.copy_to_host() < 1)
+
+
+def test_small_arrays_launch_without_numba_occupancy_warnings():
+    # a 1,024-element array gets a one-block grid by design; numba-cuda warns about grids
+    # under 128 blocks on a real GPU, at the first (dispatcher) launch of each plan
+    x, g = cuda.to_device(np.ones(1024)), cuda.to_device(np.ones(1024))
+    m, v = cuda.to_device(np.zeros(1024)), cuda.to_device(np.zeros(1024))
+    coef = kernels.adam_coefficients(t=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fa.Adam(x, lr=0.1).step(g)
+        fa.NAdam(x, lr=0.1, skip_nonfinite=True).step(g)
+        fc.adam(x, g, kernels.AdamState(m, v, v), coef)
     assert np.all(x.copy_to_host() < 1)
 
 

@@ -50,6 +50,9 @@ zero-copy; see :doc:`/gpu` for how the optimizers order their launches after the
 array's exporter names.
 """
 
+import contextlib
+import warnings
+
 import numba
 import numpy as np
 from numba import cuda
@@ -347,9 +350,21 @@ def launch(kind, ps, gs, s1, s2, s3, coef, skip_nonfinite, index, bad, skipped, 
     kernel, lanes = kernel_for(kind, {a.dtype for a in arrays}, pointers, contiguous)
     blocks, threads = grid(max(a.size for a in ps), lanes)
     coef = cast_coefficients(coef, s1[0].dtype)  # the state's dtype (float32 for float16 p)
-    if skip_nonfinite:
-        mark_nonfinite_kernel[(blocks, len(ps)), (threads, 1), stream](gs, index, bad)
-    kernel[(blocks, len(ps)), (threads, 1), stream](ps, gs, s1, s2, s3, coef, index, bad, skipped)
+    with quiet_launches():
+        if skip_nonfinite:
+            mark_nonfinite_kernel[(blocks, len(ps)), (threads, 1), stream](gs, index, bad)
+        kernel[(blocks, len(ps)), (threads, 1), stream](ps, gs, s1, s2, s3, coef, index, bad,
+                                                        skipped)  # fmt: skip
+
+
+@contextlib.contextmanager
+def quiet_launches():
+    """Launch through numba's dispatcher without its low-occupancy warning: a small array
+    gets a small grid by design (numba-cuda warns below two blocks per multiprocessor)."""
+    with warnings.catch_warnings():
+        # numba-cuda's own NumbaPerformanceWarning class (not numba.core's): by message
+        warnings.filterwarnings("ignore", r"Grid size \d+ will likely result in GPU under-util")
+        yield
 
 
 def _many(kind, p, g, state, coef, stream):

@@ -249,13 +249,14 @@ class _Plan:
                 cached(gptrs, coef)
                 continue
             grads = _arrays([gs[i] for i in part.members])
-            if skip_nonfinite:
-                mark = kernels.mark_nonfinite_kernel[griddim, blockdim, stream]
-                mark(grads, part.index, group.bad)
             if cast is None:  # float32 state is updated in float32
                 cast = kernels.cast_coefficients(coef, self.state_dtype)
             args = (part.ps, grads, *part.state, cast, part.index, group.bad, group.skipped)
-            kernel[griddim, blockdim, stream](*args)
+            with kernels.quiet_launches():
+                if skip_nonfinite:
+                    mark = kernels.mark_nonfinite_kernel[griddim, blockdim, stream]
+                    mark(grads, part.index, group.bad)
+                kernel[griddim, blockdim, stream](*args)
             if kernel not in part.cached:  # None where cached launches are unavailable
                 part.cached[kernel] = _cached_launch.build(kernel, args, griddim, blockdim, stream)
 
