@@ -9,6 +9,7 @@ Changing ``lr`` (or passing a schedule) never recompiles anything.
 
 import copy
 import dataclasses
+import importlib
 import threading
 from typing import Any, NamedTuple
 
@@ -479,20 +480,29 @@ def _split_groups(params):
     return [params], True, [(1, {})]
 
 
+def is_cuda_array(x):
+    """Whether ``x`` is a CUDA array (it exports ``__cuda_array_interface__``, or is an
+    array of numba's CUDA simulator)."""
+    return not isinstance(x, np.ndarray) and (
+        hasattr(x, "__cuda_array_interface__") or type(x).__module__.startswith("numba.cuda")
+    )
+
+
+def cuda_module(name):
+    """``fastadam.cuda.<name>``, or ImportError saying what to install."""
+    try:
+        return importlib.import_module(f"fastadam.cuda.{name}")
+    except ImportError as exc:
+        raise ImportError(
+            f"CUDA arrays need numba-cuda: pip install 'fastadam[cuda]' (import failed: {exc})"
+        ) from exc
+
+
 def _backend_for(params):
     """The CPU backend for numpy arrays, the GPU backend for CUDA arrays."""
     first = params[0] if params else None
-    if not isinstance(first, np.ndarray) and (
-        hasattr(first, "__cuda_array_interface__")
-        or type(first).__module__.startswith("numba.cuda")
-    ):
-        try:
-            from .cuda import backend
-        except ImportError as exc:
-            raise ImportError(
-                f"CUDA arrays need numba-cuda: pip install 'fastadam[cuda]' (import failed: {exc})"
-            ) from exc
-        return backend
+    if is_cuda_array(first):
+        return cuda_module("backend")
     from .cpu import backend
 
     return backend

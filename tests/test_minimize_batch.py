@@ -89,6 +89,7 @@ def test_each_problem_as_minimize_alone(compiled, dtype):
         assert_row_equal(res, i, alone(i, x0, opts))
     assert res.status[5] == fa.optimize.Status.NONFINITE_FUN
     assert "problems succeeded" in res.message and 4 in res.messages
+    assert "problems succeeded" in repr(res)  # (scipy's repr formats dicts of str keys)
 
 
 def test_per_problem_hyperparameters_and_bounds():

@@ -12,6 +12,7 @@ import warnings
 import numpy as np
 from numba.extending import is_jitted
 
+from ..optimizers import cuda_module, is_cuda_array
 from . import compiled, engine, loop, results
 from . import options as options_
 from .evaluate import Evaluator, jac_mode
@@ -320,6 +321,9 @@ def solve(fun, x0, args, method, jac, bounds, callback, tol, options, stacklevel
     :mod:`fastadam.methods`."""
     if not callable(fun):
         raise TypeError(f"fun must be callable, got {type(fun).__name__}")
+    on_device = is_cuda_array(x0)
+    if on_device:
+        x0 = _gpu().host_copy(x0)
     x0 = options_.check_x0(x0, batch)
     X0 = x0 if batch else x0[None]
     b, n = X0.shape
@@ -330,6 +334,13 @@ def solve(fun, x0, args, method, jac, bounds, callback, tol, options, stacklevel
     cfg = options_.resolve(method, options, tol, batch=b if batch else None)
     options_.warn_unknown(cfg.unknown, stacklevel + 1)
     lo, hi = options_.check_bounds(bounds, n, X0.dtype)
+    if on_device or cfg.device == "cuda":
+        if cfg.device == "cpu":
+            raise ValueError(
+                "x0 is a CUDA array but options['device'] is 'cpu': pass a host array, or "
+                "leave device out to run on the GPU"
+            )
+        return _solve_on_device(fun, X0, args, jac, callback, cfg, lo, hi, batch)
     per_problem = _per_problem_args(args, b, batch)
 
     refusal = _compiled_refusal(fun, jac, callback, cfg)
@@ -369,6 +380,53 @@ def solve(fun, x0, args, method, jac, bounds, callback, tol, options, stacklevel
             run.progress["nfev"], run.progress["njev"] = ev.counts()
     build = results.build_batch if batch else results.build
     res = build(run, compiled=use_compiled, **extra)
+    if printer is not None:
+        printer.finish(res)
+    return res
+
+
+def _gpu():
+    return cuda_module("minimize")  # numba-cuda: only for the GPU path
+
+
+def _device_refusal(jac, callback, cfg):
+    """Why the GPU path cannot run these arguments (None when it can)."""
+    if jac is None or isinstance(jac, str):
+        return (
+            "jac must be a device function of one problem, jac(x, g, *args) writing the "
+            "gradient into g, or True (fun(x, g, *args) returns f and writes g); finite "
+            "differences run on the CPU only"
+        )
+    if callback is not None:
+        return "a callback is not supported (the iterations run on the device)"
+    if cfg.batches is not None:
+        return "options['batches'] is not supported"
+    if callable(cfg.lr):
+        return "an lr schedule is not supported: give lr as a number or an array of shape (B,)"
+    if cfg.compiled is False:
+        return "options['compiled'] = False asks for the Python loop, which runs on the CPU"
+    return None
+
+
+def _solve_on_device(fun, X0, args, jac, callback, cfg, lo, hi, batch):
+    """:func:`solve` on the GPU (:mod:`fastadam.cuda.minimize`): everything is checked
+    and compiled before the run starts."""
+    refusal = _device_refusal(jac, callback, cfg)
+    if refusal is not None:
+        raise ValueError(f"on the GPU (a CUDA x0 or options['device'] = 'cuda'), {refusal}")
+    gpu = _gpu()
+    dfun = gpu.compile_objective(fun, "fun")
+    djac = None if jac is True else gpu.compile_objective(jac, "jac")
+    dargs, kinds = gpu.device_args(args, X0.shape[0], batch)
+    run = _new_run(X0, lo, hi, cfg, keep_gradient=True)
+    printer = _Printer(cfg, batch) if (cfg.disp or cfg.progress) else None
+    start = time.perf_counter()
+    if printer is not None:
+        printer.start(start)
+    deadline = None if cfg.maxtime is None else start + cfg.maxtime
+    compile_time = gpu.run(dfun, djac, dargs, kinds, run, deadline, printer)
+    build = results.build_batch if batch else results.build
+    res = build(run, compiled=True, device="cuda", compile_time=compile_time)
     if printer is not None:
         printer.finish(res)
     return res

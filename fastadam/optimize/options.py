@@ -33,8 +33,9 @@ STOP_DEFAULTS = dict(maxiter=None, gtol=1e-5, ftol=0.0, xtol=0.0, window=10, max
 #: Run controls and their defaults.
 RUN_DEFAULTS = dict(
     disp=False, disp_every=None, progress=False, batches=None, finite_diff_step=None,
-    finite_diff_rel_step=None, compiled=None, track_best=True,
+    finite_diff_rel_step=None, compiled=None, track_best=True, device=None,
 )  # fmt: skip
+DEVICES = ("cpu", "cuda")
 DEFAULT_MAXITER = 1000
 UNLIMITED = 2**62
 
@@ -69,6 +70,7 @@ class Config:
     finite_diff_rel_step: float | None = None  # scipy's relative step
     compiled: bool | None = None
     track_best: bool = True
+    device: str | None = None  # "cpu", "cuda", or None: where x0 lives
     unknown: dict = field(default_factory=dict)
 
     @property
@@ -284,13 +286,17 @@ def _finish(stop, run, unknown, **fields):
                 "relative step), not both"
             )
     compiled = run["compiled"]
+    device = run["device"]
+    if device is not None and device not in DEVICES:
+        raise ValueError(f"options['device'] must be 'cpu' or 'cuda', got {device!r}")
     return Config(
         **fields, controls=controls, maxtime=maxtime, disp=val.check_bool(run["disp"], "disp"),
         disp_every=_int(every, "disp_every", 1),
         progress=val.check_bool(run["progress"], "progress"), batches=batches,
         finite_diff_step=step, finite_diff_rel_step=rel_step,
         compiled=None if compiled is None else val.check_bool(compiled, "compiled"),
-        track_best=val.check_bool(run["track_best"], "track_best"), unknown=unknown,
+        track_best=val.check_bool(run["track_best"], "track_best"), device=device,
+        unknown=unknown,
     )  # fmt: skip
 
 

@@ -2,6 +2,8 @@
 and the messages of the statuses (the table is in :mod:`fastadam.optimize.status`).
 """
 
+import types
+
 import numpy as np
 from scipy.optimize import OptimizeResult
 
@@ -140,7 +142,7 @@ def build_batch(run, **extra):
     ok = int(np.sum(f["success"]))
     res = OptimizeResult(
         **f, message=f"{ok} of {f['x'].shape[0]} problems succeeded (" + ", ".join(parts) + ")",
-        messages={int(c): MEANING[int(c)] for c in codes},
+        messages=types.MappingProxyType({int(c): MEANING[int(c)] for c in codes}),
         method=run.cfg.method, hyperparameters=run.cfg.hyperparameters,
     )  # fmt: skip
     if res.jac is None:

@@ -1,0 +1,332 @@
+"""The batched engine on the GPU: one thread per problem runs the CPU engine's iteration.
+
+:func:`fastadam.minimize_batch` takes this path when ``x0`` is a CUDA array (or
+``options['device'] == 'cuda'``). ``fun`` and ``jac`` are functions of *one* problem that
+numba-cuda compiles for the device (``@cuda.jit(device=True)`` functions, or plain Python
+functions that this module compiles so): ``fun(x, *args_i) -> f`` and ``jac(x, g, *args_i)``
+writing the gradient into ``g``, or with ``jac=True`` ``fun(x, g, *args_i) -> f`` doing both.
+Device code cannot allocate arrays, hence the output argument.
+
+The stop tests (:func:`fastadam.optimize.engine.check`) and the update
+(:func:`fastadam.optimize.engine.update`, the algorithm's loop over
+:func:`fastadam.cpu.loops.update` and its rule) are the CPU engine's own Python functions,
+compiled here with ``cuda.jit(device=True)`` and the names they look up bound to their
+device versions (:func:`device`). So the GPU runs the same iteration and stop tests, in the
+same order, as every CPU path; results agree to rounding (the GPU may fuse multiply-adds).
+
+The run stays on the device between launches of up to ``nsteps`` iterations each, so that
+``maxtime`` and Ctrl-C work; only the statuses come back between launches.
+"""
+
+import functools
+import time
+import types as pytypes
+
+import numpy as np
+from numba import cuda
+
+from .. import algorithms
+from ..cpu import loops
+from ..optimize import engine
+from ..optimize.status import INTERRUPTED, MAXTIME, NONFINITE_FUN, NONFINITE_JAC, RUNNING
+from ..optimizers import is_cuda_array
+from . import DEVICE, SIMULATOR, quiet_launches
+
+__all__ = ["compile_objective", "device", "device_args", "host_copy", "kernel", "run"]
+
+#: Threads per block of the minimize kernel (one thread per problem; small blocks spread a
+#: few thousand problems over all the multiprocessors).
+THREADS_PER_BLOCK = 64
+
+
+def device(func, name=None, **globals_):
+    """``func`` compiled as a device function, with ``globals_`` the names its body looks up
+    (as :func:`fastadam.cpu.compile.jit` does for the CPU; ``prange`` is ``range`` here)."""
+    namespace = dict(func.__globals__, prange=range, **globals_)
+    copy = pytypes.FunctionType(
+        func.__code__, namespace, name or func.__name__, func.__defaults__, func.__closure__
+    )
+    copy.__qualname__ = name or func.__qualname__
+    return cuda.jit(device=True)(copy)
+
+
+def _scan(g):
+    """``(finite, max |g_j|)``, as :func:`fastadam.optimize.engine.scan` gives them (the max
+    is exact in any order; the CPU's integer trick is for its vector units)."""
+    m = 0.0
+    finite = True
+    for j in range(g.size):
+        a = abs(g[j])
+        if a - a != 0:  # NaN for NaN and +-Inf
+            finite = False
+        elif a > m:
+            m = a
+    if not finite:
+        return False, np.inf
+    return True, m
+
+
+@functools.cache
+def _stop_tests():
+    """:func:`fastadam.optimize.engine.check` for the device."""
+    copy = device(engine.copy, name="copy_device")
+    projected = device(engine._projected_norm, name="projected_norm_device")
+    window = device(engine._window_tests, name="window_tests_device")
+    keep = device(engine._keep, name="keep_device", copy_serial=copy)
+    accept = device(engine._accept_and_test, name="accept_and_test_device",
+                    scan_=device(_scan), copy_serial=copy, projected_norm=projected,
+                    window_tests=window)  # fmt: skip
+    return device(engine.check, name="check_device", accept_and_test_=accept, keep=keep), copy
+
+
+def _picker(kinds, name):
+    """A device function ``pick(values, i, unused)``: ``values[k][i]`` where ``kinds[k]``
+    is 1 (one value per problem), ``values[k][0]`` where it is 2 (an array shared by all),
+    else ``values[k]`` (a scalar), as :func:`fastadam.optimize.engine.pick` selects them."""
+    parts = [
+        f"values[{k}][i]" if kind == 1 else f"values[{k}][0]" if kind == 2 else f"values[{k}]"
+        for k, kind in enumerate(kinds)
+    ]
+    body = ", ".join(parts) + ("," if len(parts) == 1 else "")
+    namespace = {}
+    exec(f"def {name}(values, i, unused):\n    return ({body})\n", namespace)  # noqa: S102
+    return cuda.jit(device=True)(namespace[name])
+
+
+@functools.cache
+def _update(name, batched):
+    """The algorithm's :func:`fastadam.optimize.engine.update` for the device, with
+    ``batched`` the hyperparameters given per problem."""
+    spec = algorithms.get(name)
+    rule, buffers = DEVICE[name]
+    loop = device(loops.update, name=f"{name}_loop_device", rule=rule,
+                  cast=cuda.jit(device=True)(spec.cast), buffers=buffers)  # fmt: skip
+    pass_ = device(engine.keep_update_project_small, name=f"{name}_pass_device", loop_=loop)
+    pick = _picker(batched, f"pick_hyper_{name}")
+    carry = spec.Coefficients._fields.index(next(iter(spec.carry))) if spec.carry else 0
+    return device(engine.update, name=f"update_{name}_device",
+                  coefficients=cuda.jit(device=True)(spec.coefficients),
+                  pick=pick, pass_=pass_,
+                  CARRY=carry, batched_=batched)  # fmt: skip
+
+
+def _evaluate_separate(x, g, a):
+    """``f`` at ``x``, the gradient written into ``g``: ``fun`` then ``jac``."""
+    f = fun_(x, *a)  # noqa: F821 - bound by device()
+    jac_(x, g, *a)  # noqa: F821
+    return np.float64(f)
+
+
+def _evaluate_combined(x, g, a):
+    """``f`` at ``x``, the gradient written into ``g`` by ``fun`` itself (``jac=True``)."""
+    return np.float64(fun_(x, g, *a))  # noqa: F821 - bound by device()
+
+
+def _run_problem(ws, gnew_all, i, p, a, hyper, carry, ctl, nsteps, start):
+    """:func:`fastadam.optimize.compiled.run_problem` on the device: up to ``nsteps``
+    iterations (update, evaluate, check) of problem ``i``, after evaluating and checking
+    ``x[i]`` itself with ``start``. ``ws.glast[i]`` holds the gradient at the last
+    accepted iterate, ``gnew_all[i]`` the one being checked."""
+    x = ws.x[i]
+    glast = ws.glast[i]
+    gnew = gnew_all[i]
+    if start:
+        f = evaluate_(x, glast, a)  # noqa: F821 - bound by device()
+        p.nfev += 1
+        p.njev += 1
+        code = check_(ws, i, glast, f, p, ctl)  # noqa: F821
+        if code != RUNNING:
+            return code
+    code = RUNNING
+    evaluations = 0
+    for _ in range(nsteps):
+        update_(ws, i, glast, hyper, carry, p)  # noqa: F821
+        f = evaluate_(x, gnew, a)  # noqa: F821
+        evaluations += 1
+        code = check_(ws, i, gnew, f, p, ctl)  # noqa: F821
+        if code != NONFINITE_FUN and code != NONFINITE_JAC:
+            copy_(gnew, glast)  # noqa: F821 - accepted: its gradient is the last one
+        if code != RUNNING:
+            break
+    p.nfev += evaluations
+    p.njev += evaluations
+    return code
+
+
+def _kernel(ws, gnew, args, progress, hyper, carry, controls, nsteps, start):
+    """Problem ``i = cuda.grid(1)``: :func:`_run_problem` unless it has stopped."""
+    i = cuda.grid(1)
+    if i < progress.size:
+        p = progress[i]
+        if p.status == RUNNING:
+            a = pick_args_(args, i, 0)  # noqa: F821 - bound by kernel()
+            code = run_problem_(ws, gnew, i, p, a, hyper, carry, controls[0], nsteps, start)  # noqa: F821
+            p.status = code
+
+
+def compile_objective(func, what):
+    """``func`` (argument ``what``) as a device function: itself if it is one
+    (``@cuda.jit(device=True)``), else compiled so (a plain Python function)."""
+    if _is_device_function(func):
+        return func
+    if not isinstance(func, pytypes.FunctionType):
+        raise TypeError(
+            f"on the GPU, {what} must be a numba-cuda device function "
+            "(@cuda.jit(device=True)) or a plain Python function to compile as one, got "
+            f"{type(func).__name__}"
+        )
+    return _device_function(func)
+
+
+@functools.lru_cache(maxsize=64)
+def _device_function(func):
+    return cuda.jit(device=True)(func)
+
+
+def _is_device_function(func):
+    if SIMULATOR:  # the simulator's device functions
+        return type(func).__name__ == "FakeCUDAKernel" and getattr(func, "_device", False)
+    targetoptions = getattr(func, "targetoptions", None)
+    return isinstance(targetoptions, dict) and bool(targetoptions.get("device", False))
+
+
+def _as_device(x):
+    """A numba device-array view of the CUDA array ``x`` (the simulator's arrays as they
+    are)."""
+    return x if SIMULATOR else cuda.as_cuda_array(x)
+
+
+def host_copy(x0):
+    """A host copy of the CUDA array ``x0``."""
+    return _as_device(x0).copy_to_host()
+
+
+def device_args(args, b, batch):
+    """``(args on the device, kinds)``: arrays copied to the device (CUDA arrays taken as
+    they are), each with its kind for :func:`_picker` by :func:`fastadam.minimize_batch`'s
+    broadcasting rule (``minimize``'s arrays are shared whole)."""
+    out, kinds = [], []
+    for k, a in enumerate(args):
+        if is_cuda_array(a):
+            d = _as_device(a)
+        elif isinstance(a, np.ndarray):
+            if a.dtype.kind not in "biuf":
+                raise TypeError(f"args[{k}] has dtype {a.dtype}: the GPU takes real numbers")
+            d = cuda.to_device(np.ascontiguousarray(a))
+        else:  # a scalar (numba-cuda types it at the launch)
+            out.append(a)
+            kinds.append(0)
+            continue
+        if d.ndim == 0:
+            kind = 0
+        elif not batch:
+            d, kind = d.reshape((1, *d.shape)), 2
+        elif d.shape[0] == b:
+            kind = 1
+        elif d.shape[0] == 1:
+            kind = 2
+        else:
+            raise ValueError(
+                f"args[{k}] has shape {d.shape}: its leading axis must be {b} (one row per "
+                "problem) or 1 (shared by all problems)"
+            )
+        out.append(d)
+        kinds.append(kind)
+    return tuple(out), tuple(kinds)
+
+
+@functools.lru_cache(maxsize=64)
+def kernel(fun, jac, name, batched, kinds):
+    """The kernel for device functions ``fun`` and ``jac`` (None: ``fun`` computes both),
+    algorithm ``name`` with hyperparameters ``batched`` (0/1 per argument) and extra
+    arguments of ``kinds`` (see :func:`_picker`). Compiled at its first launch."""
+    check, copy = _stop_tests()
+    if jac is None:
+        evaluate = device(_evaluate_combined, name="evaluate_combined", fun_=fun)
+    else:
+        evaluate = device(_evaluate_separate, name="evaluate_separate", fun_=fun, jac_=jac)
+    one = device(_run_problem, name=f"run_problem_{name}_device", evaluate_=evaluate,
+                 check_=check, update_=_update(name, batched), copy_=copy)  # fmt: skip
+    namespace = dict(_kernel.__globals__, run_problem_=one,
+                     pick_args_=_picker(kinds, "pick_args"))  # fmt: skip
+    body = pytypes.FunctionType(_kernel.__code__, namespace, f"minimize_{name}_kernel")
+    return cuda.jit(body)
+
+
+def _to_device(run):
+    """The run's arrays on the device: ``(ws, progress, hyper, carry, controls)``."""
+    ws = engine.Workspace(*(cuda.to_device(a) for a in run.ws))
+    carry = cuda.to_device(run.carry)
+    hyper = tuple(
+        carry if v is run.carry else cuda.to_device(v) if isinstance(v, np.ndarray) else v
+        for v in run.hyper
+    )
+    return ws, cuda.to_device(run.progress), hyper, carry, cuda.to_device(run.cfg.controls)
+
+
+def _to_host(run, ws, progress, carry):
+    for host, dev in zip(run.ws, ws, strict=True):
+        if host.size:
+            dev.copy_to_host(host)
+    progress.copy_to_host(run.progress)
+    carry.copy_to_host(run.carry)
+
+
+def run(fun, jac, args, kinds, run, deadline, printer, target=0.05):
+    """Run the problems of ``run`` (a :class:`fastadam.optimize.loop.Run` on the host) on
+    the device with device functions ``fun`` and ``jac`` and device ``args`` of ``kinds``,
+    in launches of about ``target`` seconds; the results come back into ``run``."""
+    b = run.progress.size
+    ws, progress, hyper, carry, controls = _to_device(run)
+    gnew = cuda.device_array_like(ws.glast)
+    t0 = time.perf_counter()
+    launch = _specialize(kernel(fun, jac, run.cfg.spec.name, run.cfg.batched, kinds),
+                         (ws, gnew, args, progress, hyper, carry, controls))  # fmt: skip
+    compile_time = time.perf_counter() - t0
+    launch = launch[-(-b // THREADS_PER_BLOCK), THREADS_PER_BLOCK]
+    status = run.progress["status"]  # (a view: the copies back land in run.progress)
+    chunk, start, stop = 100, True, None
+    try:
+        while True:
+            t0 = time.perf_counter()
+            with quiet_launches():
+                launch(ws, gnew, args, progress, hyper, carry, controls, chunk, start)
+            progress.copy_to_host(run.progress)  # (waits for the launch)
+            start = False
+            if printer is not None:
+                printer.row(run, None)
+            if not np.any(status == RUNNING):
+                break
+            now = time.perf_counter()
+            if deadline is not None and now >= deadline:
+                stop = MAXTIME
+                break
+            rate = max(now - t0, 1e-7) / chunk
+            chunk = int(min(max(target / rate, 1), 1 << 30))
+            if deadline is not None:
+                chunk = max(1, min(chunk, int((deadline - now) / rate) + 1))
+    except KeyboardInterrupt:
+        stop = INTERRUPTED
+    cuda.synchronize()
+    _to_host(run, ws, progress, carry)
+    if stop is not None:
+        status[status == RUNNING] = stop
+        engine.flush(run.ws, run.progress)
+    run.jac = run.ws.glast.copy()
+    run.jac[run.progress["eval_nit"] < 0] = np.nan
+    return compile_time
+
+
+def _specialize(kern, values):
+    """``kern`` compiled for the run's argument types (TypeError naming fun and jac when
+    they do not compile for them: nothing has run)."""
+    if SIMULATOR:
+        return kern
+    try:
+        return kern.specialize(*values, np.int64(0), True)
+    except Exception as exc:  # numba's TypingError and LoweringError, among others
+        if not type(exc).__module__.startswith("numba"):
+            raise
+        raise TypeError(
+            f"fun and jac do not compile for the device with these arguments: {exc}"
+        ) from None
