@@ -7,9 +7,11 @@ its kernel parameters. ``tests/test_cuda_ptx.py`` runs it and checks the numbers
 simulator cannot see any of them (it runs the kernels as Python).
 
     python tests/ptx_check.py [n_arrays ...]
+    python tests/ptx_check.py minimize     # minimize_batch's GPU kernel instead
 """
 
 import json
+import math
 import os
 import re
 import sys
@@ -109,5 +111,52 @@ def main(counts):
     print(json.dumps({"kernel": "adam_vector", "layout": "A", "refused": refused}))
 
 
+@cuda.jit(device=True)
+def _peak(p, g, t, y):
+    """A small model for the minimize kernel: a Gaussian peak, least squares."""
+    f = 0.0
+    g[0] = g[1] = g[2] = 0.0
+    for k in range(t.size):
+        d = (t[k] - p[1]) / p[2]
+        e = math.exp(-0.5 * d * d)
+        r = p[0] * e - y[k]
+        f += 0.5 * r * r
+        g[0] += r * e
+        g[1] += r * p[0] * e * d / p[2]
+        g[2] += r * p[0] * e * d * d / p[2]
+    return f
+
+
+def minimize_kernels():
+    """``fastadam.minimize_batch``'s GPU kernel for every algorithm, float32 and float64,
+    with per-problem lr and bounds, on :func:`_peak`."""
+    from fastadam.cuda import minimize as gpu
+    from fastadam.optimize import api
+    from fastadam.optimize import options as options_
+
+    b, n = 8, 3
+    for name in ALGORITHMS:
+        for dtype in (np.float32, np.float64):
+            x0 = np.ones((b, n), dtype)
+            cfg = options_.resolve(name, dict(lr=np.full(b, 0.01)), None, batch=b)
+            lo, hi = options_.check_bounds([(0, 5)] * n, n, x0.dtype)
+            run = api._new_run(x0, lo, hi, cfg, keep_gradient=True)
+            args = (np.zeros((1, 16), dtype), np.zeros((b, 16), dtype))
+            kernel = gpu.kernel(_peak, None, name, cfg.batched, (2, 1))
+            values = (run.ws, run.ws.glast, args, run.progress, run.hyper, run.carry,
+                      cfg.controls)  # fmt: skip
+            sig = tuple(numba.typeof(v) for v in values) + (types.int64, types.boolean)
+            ptx, _ = cuda.compile_ptx(kernel.py_func, sig, cc=(9, 0))
+            code = [ln.split()[0] for ln in ptx.splitlines() if ln.startswith("\t") and ln.split()]
+            print(json.dumps({
+                "kernel": f"minimize_{name}", "dtype": np.dtype(dtype).name,
+                "local_memory": "__local_depot" in ptx or any(".local" in op for op in code),
+                "param_bytes": param_bytes(ptx),
+            }), flush=True)  # fmt: skip
+
+
 if __name__ == "__main__":
-    main([int(a) for a in sys.argv[1:]] or [1, fc.MAX_ARRAYS_PER_LAUNCH])
+    if sys.argv[1:] == ["minimize"]:
+        minimize_kernels()
+    else:
+        main([int(a) for a in sys.argv[1:]] or [1, fc.MAX_ARRAYS_PER_LAUNCH])

@@ -15,11 +15,10 @@ pytest.importorskip("numba.cuda")
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-@pytest.fixture(scope="module")
-def kernels_ptx():
+def _ptx_check(*args):
     env = dict(os.environ, NUMBA_ENABLE_CUDASIM="0")
     out = subprocess.run(
-        [sys.executable, os.path.join(HERE, "ptx_check.py")],
+        [sys.executable, os.path.join(HERE, "ptx_check.py"), *args],
         capture_output=True,
         text=True,
         timeout=600,
@@ -29,6 +28,24 @@ def kernels_ptx():
         pytest.skip(out.stdout.strip())
     assert out.returncode == 0, out.stdout + out.stderr
     return [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
+
+
+@pytest.fixture(scope="module")
+def kernels_ptx():
+    return _ptx_check()
+
+
+def test_minimize_kernel_compiles_without_local_memory():
+    """minimize_batch's GPU kernel (the CPU engine's stop tests and update, compiled as
+    device functions, around a small model) for every algorithm and dtype keeps each
+    thread's state in registers."""
+    from fastadam.algorithms import ALGORITHMS
+
+    found = _ptx_check("minimize")
+    assert {(k["kernel"], k["dtype"]) for k in found} == {
+        (f"minimize_{name}", dt) for name in ALGORITHMS for dt in ("float32", "float64")
+    }
+    assert not [k for k in found if k["local_memory"]]
 
 
 def test_every_kernel_compiles(kernels_ptx):
