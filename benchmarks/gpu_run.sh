@@ -11,10 +11,13 @@
 #     --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
 #     --platform manylinux2014_x86_64 -d .whl numpy==2.4.6
 # then run, carrying .whl:  bash benchmarks/gpu_run.sh "$OUT" [check] [tests] [sanitize]
-# (all three steps by default, in that order).
+# [minimize] [host] (by default check, tests, sanitize and minimize, in that order;
+# minimize runs tests/test_minimize_gpu.py, benchmarks/bench_batch_gpu.py and memcheck on
+# minimize_batch's kernel; host runs benchmarks/gpu_host.py).
 # Results land in the given folder: env.txt, pytest.txt, memcheck.txt, racecheck.txt,
 # gpu_check.txt, gpu.md (the table for docs/performance.md), bandwidth_gpu.csv (for
-# docs/data/).
+# docs/data/), pytest_minimize.txt, batch_gpu.txt, batch_fit_gpu.csv, memcheck_minimize.txt,
+# gpu_host.txt.
 set -u
 out=${1:-gpu-results}
 mkdir -p "$out"
@@ -34,13 +37,14 @@ cat "$out/env.txt"
 # most important first; the timeouts (seconds, overridable) add up to 580 s by default,
 # inside one 600-s device call
 T_CHECK=${T_CHECK:-300} T_TESTS=${T_TESTS:-140} T_SANITIZE=${T_SANITIZE:-70}
+# NO_SWEEP=1 skips gpu_check's size sweep (the cases still run)
 steps=${*:2}
-steps=${steps:-check tests sanitize}
+steps=${steps:-check tests sanitize minimize}
 for step in $steps; do
     case $step in
     check)
         timeout $T_CHECK python3 benchmarks/gpu_check.py --out "$out/gpu.md" \
-            --csv "$out/bandwidth_gpu.csv" >"$out/gpu_check.txt" 2>&1
+            --csv "$out/bandwidth_gpu.csv" ${NO_SWEEP:+--no-sweep} >"$out/gpu_check.txt" 2>&1
         echo "gpu_check exit $?"
         grep -v "^ok " "$out/gpu_check.txt" | tail -60
         ;;
@@ -58,6 +62,25 @@ for step in $steps; do
             tail -4 "$out/$tool.txt"
         done
         ;;
-    *) echo "unknown step $step (check, tests, sanitize)" ;;
+    minimize)  # minimize_batch on the GPU: its tests on the hardware, then the benchmark
+        timeout $T_TESTS python3 -m pytest -q -p no:cacheprovider tests/test_minimize_gpu.py \
+            >"$out/pytest_minimize.txt" 2>&1
+        echo "pytest minimize exit $?"
+        tail -5 "$out/pytest_minimize.txt"
+        timeout $T_CHECK python3 benchmarks/bench_batch_gpu.py --csv "$out/batch_fit_gpu.csv" \
+            >"$out/batch_gpu.txt" 2>&1
+        echo "bench_batch_gpu exit $?"
+        tail -30 "$out/batch_gpu.txt"
+        timeout $T_SANITIZE compute-sanitizer --tool memcheck --error-exitcode 9 \
+            python3 benchmarks/bench_batch_gpu.py --check --iters 20 >"$out/memcheck_minimize.txt" 2>&1
+        echo "memcheck minimize exit $?"
+        tail -4 "$out/memcheck_minimize.txt"
+        ;;
+    host)  # the host's share of a step (benchmarks/gpu_host.py)
+        timeout $T_TESTS python3 benchmarks/gpu_host.py >"$out/gpu_host.txt" 2>&1
+        echo "gpu_host exit $?"
+        tail -40 "$out/gpu_host.txt"
+        ;;
+    *) echo "unknown step $step (check, tests, sanitize, minimize, host)" ;;
     esac
 done

@@ -211,3 +211,16 @@ def test_a_function_that_does_not_compile_is_a_type_error():
         return x  # an array, not a number
 
     _raises(TypeError, "do not compile for the device", fun=wrong)
+
+
+def test_gpu_batch_benchmark_runs_on_the_simulator():
+    import os
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    script = os.path.join(root, "benchmarks", "bench_batch_gpu.py")
+    out = subprocess.run([sys.executable, script, "--sim"], capture_output=True, text=True,
+                         timeout=300, cwd=root)  # fmt: skip
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "correctness: 0 failure(s)" in out.stdout
