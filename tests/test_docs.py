@@ -36,7 +36,14 @@ PAGES = {
     "conventions.rst": [],
     "gpu.md": [("n = 1_000_000", "n = 1_000")],
     "minimize.md": [],
-    "batch.md": [],
+    # the GPU example on the CUDA simulator (each device thread is a Python thread): 2 peaks
+    "batch.md": [
+        ("cuda.to_device(x0),", "cuda.to_device(x0[:2]),"),
+        (
+            "args=(y, t[np.newaxis]),\n    jac=True,\n    options=dict(lr=0.05, maxiter=3000",
+            "args=(y[:2], t[np.newaxis]),\n    jac=True,\n    options=dict(lr=0.05, maxiter=3000",
+        ),
+    ],
 }
 
 #: Languages of code blocks that are output, not code (nothing to run).
@@ -440,7 +447,10 @@ def test_batch_page(capsys):
     """Both paths fit the peaks; a problem of the batch is fa.minimize on that problem alone,
     bit for bit; the sweep gives one objective value per learning rate."""
     ns = run_page("batch.md", capsys)
-    (compiled, message), (median_nit, median_error), (vec_compiled, diff), sweep = ns["_values"]
+    values = ns["_values"]
+    (compiled, message), (median_nit, median_error), (vec_compiled, diff) = values[:3]
+    (device, gpu_message, gpu_diff), sweep = values[3:]
+    assert device == "cuda" and "succeeded" in gpu_message and gpu_diff < 1e-6
     assert compiled is True and "2000 of 2000 problems succeeded" in message
     assert 0 < median_nit < 3000 and median_error < 0.05
     assert vec_compiled is False and diff < 1e-5

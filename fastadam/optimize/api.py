@@ -220,6 +220,12 @@ def minimize_batch(
       (b, n) rows of the b problems still running and each per-problem argument sliced to
       those rows (finished problems are compressed out, as in
       :mod:`scipy.optimize.elementwise`); ``jac(X, *args)`` returns (b, n).
+    - **on the GPU**, when ``x0`` is a CUDA array or ``options['device']`` is ``'cuda'``:
+      ``fun`` of one problem compiled for the device (a ``@cuda.jit(device=True)``
+      function, or a plain Python function), one thread per problem. The gradient goes
+      into an output argument: ``fun(x, g, *args_i) -> f`` with ``jac=True``, or
+      ``jac(x, g, *args_i)``. No callback, ``lr`` schedule or finite differences there;
+      the results (numpy arrays) agree with the CPU's to rounding.
 
     Parameters
     ----------
@@ -255,8 +261,10 @@ def minimize_batch(
     res : scipy.optimize.OptimizeResult
         The fields of :func:`fastadam.minimize` with a leading axis B: ``x``, ``jac``,
         ``best_x`` (B, n); ``fun``, ``gnorm``, ``best_fun`` (B,) floats; ``nit``, ``nfev``,
-        ``njev``, ``best_nit``, ``status`` (B,) integers; ``success`` (B,) booleans;
-        ``message`` a list of B strings. Also ``method``, ``hyperparameters``, ``compiled``.
+        ``njev``, ``best_nit``, ``status`` (B,) integers; ``success`` (B,) booleans.
+        ``message`` counts the problems per status, and ``messages`` (a read-only
+        mapping) gives the meaning of each status that occurred. Also ``method``,
+        ``hyperparameters``, ``compiled`` (and ``device`` and ``compile_time`` on the GPU).
 
     Examples
     --------
