@@ -30,6 +30,7 @@ from scipy.optimize import minimize as scipy_minimize
 from scipy.special import expit
 
 import fastadam as fa
+from fastadam.algorithms import ALGORITHMS
 
 METHODS = ("adam", "rmsprop")
 PROBLEMS = ("logistic", "rosenbrock")
@@ -502,9 +503,11 @@ def warmup_main(argv):
     )
     parser.add_argument("--dtype", choices=("float32", "float64"), nargs="+",
                         default=["float32", "float64"], help="dtypes to prepare")  # fmt: skip
+    parser.add_argument("--algorithm", choices=list(ALGORITHMS), nargs="+", default=None,
+                        help="algorithms to prepare (default: all)")  # fmt: skip
     args = parser.parse_args(argv)
     t0 = time.perf_counter()
-    log = fa.warmup(dtypes=tuple(args.dtype), verbose=True)
+    log = fa.warmup(dtypes=tuple(args.dtype), verbose=True, algorithms=args.algorithm)
     print(f"{len(log)} variants ready in {time.perf_counter() - t0:.1f} s")
     return 0
 

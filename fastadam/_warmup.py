@@ -27,7 +27,7 @@ def _timed(log, what, func):
     log.append((what, time.perf_counter() - t0))
 
 
-def warmup(dtypes=("float32", "float64"), verbose=False):
+def warmup(dtypes=("float32", "float64"), verbose=False, algorithms=None):
     """Compile (or load) the common variants; return ``[(what, seconds), ...]``.
 
     Parameters
@@ -36,21 +36,29 @@ def warmup(dtypes=("float32", "float64"), verbose=False):
         The parameter dtypes to prepare.
     verbose : bool
         Print each item as it is done.
+    algorithms : sequence of str, optional
+        The algorithms to prepare (names in :data:`fastadam.algorithms.ALGORITHMS`); all of
+        them by default.
+        Print each item as it is done.
     """
     import fastadam as fa
     from fastadam.cpu.kernels import PARALLEL_MIN_SIZE
     from fastadam.optimize import engine
 
-    from . import algorithms
+    from .algorithms import ALGORITHMS
 
+    names = list(ALGORITHMS) if algorithms is None else list(algorithms)
+    unknown = [n for n in names if n not in ALGORITHMS]
+    if unknown:
+        raise ValueError(f"unknown algorithms {unknown}; the algorithms are {list(ALGORITHMS)}")
     log = []
-    classes = {"adam": fa.Adam, "rmsprop": fa.RMSProp, "nadam": fa.NAdam}
-    for name in algorithms.ALGORITHMS:
+    for name in names:
+        cls = getattr(fa, ALGORITHMS[name].title)
         for dtype in dtypes:
             for n, mode in ((4, "serial"), (PARALLEL_MIN_SIZE, "parallel")):
                 p = np.zeros(n, dtype=dtype)
                 _timed(log, f"{name} step, {dtype}, {mode}",
-                       lambda p=p, name=name: classes[name](p).step(np.ones_like(p)))  # fmt: skip
+                       lambda p=p, cls=cls: cls(p).step(np.ones_like(p)))  # fmt: skip
             for b, n in ((1, 4), (1, PARALLEL_MIN_SIZE), (4, 4)):
                 x0 = np.zeros((b, n) if b > 1 else n, dtype=dtype)
                 way = engine.variant(b, n)

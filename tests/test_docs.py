@@ -514,11 +514,12 @@ def test_demo_quick_run():
 def test_warmup_fills_the_cache_for_later_processes():
     """``python -m fastadam warmup`` prepares every algorithm's step and minimize variants; a
     later process's first minimize of the warmed signature then only loads from the cache."""
-    out = _run_demo("warmup", "--dtype", "float64")
+    out = _run_demo("warmup", "--dtype", "float64", "--algorithm", "adam")
     assert out.returncode == 0, out.stderr
-    for what in ("adam step, float64, parallel", "nadam minimize, float64, problems",
-                 "rmsprop minimize, float64, elements", "compiled minimize loop"):  # fmt: skip
+    for what in ("adam step, float64, parallel", "adam minimize, float64, problems",
+                 "adam minimize, float64, elements", "compiled minimize loop"):  # fmt: skip
         assert what in out.stdout, out.stdout
+    assert "nadam" not in out.stdout and "rmsprop" not in out.stdout
     script = (
         "import numpy as np, fastadam as fa\n"
         "from fastadam._njit_samples import quadratic, jac\n"
