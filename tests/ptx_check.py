@@ -145,7 +145,9 @@ def minimize_kernels():
             kernel = gpu.kernel(_peak, None, name, cfg.batched, (2, 1))
             values = (run.ws, run.ws.glast, args, run.progress, run.hyper, run.carry,
                       cfg.controls)  # fmt: skip
-            sig = tuple(numba.typeof(v) for v in values) + (types.int64, types.boolean)
+            sig = tuple(numba.typeof(v) for v in values) + (
+                types.int64, types.boolean, types.Array(types.int64, 1, "C"),
+            )  # fmt: skip
             ptx, _ = cuda.compile_ptx(kernel.py_func, sig, cc=(9, 0))
             code = [ln.split()[0] for ln in ptx.splitlines() if ln.startswith("\t") and ln.split()]
             print(json.dumps({

@@ -153,8 +153,9 @@ def _run_problem(ws, gnew_all, i, p, a, hyper, carry, ctl, nsteps, start):
     return code
 
 
-def _kernel(ws, gnew, args, progress, hyper, carry, controls, nsteps, start):
-    """Problem ``i = cuda.grid(1)``: :func:`_run_problem` unless it has stopped."""
+def _kernel(ws, gnew, args, progress, hyper, carry, controls, nsteps, start, running):
+    """Problem ``i = cuda.grid(1)``: :func:`_run_problem` unless it has stopped; counts in
+    ``running[0]`` the problems still running after it."""
     i = cuda.grid(1)
     if i < progress.size:
         p = progress[i]
@@ -162,6 +163,8 @@ def _kernel(ws, gnew, args, progress, hyper, carry, controls, nsteps, start):
             a = pick_args_(args, i, 0)  # noqa: F821 - bound by kernel()
             code = run_problem_(ws, gnew, i, p, a, hyper, carry, controls[0], nsteps, start)  # noqa: F821
             p.status = code
+            if code == RUNNING:
+                cuda.atomic.add(running, 0, 1)
 
 
 def compile_objective(func, what):
@@ -279,9 +282,11 @@ def run(fun, jac, args, kinds, run, deadline, printer, target=0.05):
     b = run.progress.size
     ws, progress, hyper, carry, controls = _to_device(run)
     gnew = cuda.device_array_like(ws.glast)
+    count = np.zeros(1, np.int64)
+    running = cuda.to_device(count)
+    values = (ws, gnew, args, progress, hyper, carry, controls)
     t0 = time.perf_counter()
-    launch = _specialize(kernel(fun, jac, run.cfg.spec.name, run.cfg.batched, kinds),
-                         (ws, gnew, args, progress, hyper, carry, controls))  # fmt: skip
+    launch = _specialize(kernel(fun, jac, run.cfg.spec.name, run.cfg.batched, kinds), values)
     compile_time = time.perf_counter() - t0
     launch = launch[-(-b // THREADS_PER_BLOCK), THREADS_PER_BLOCK]
     status = run.progress["status"]  # (a view: the copies back land in run.progress)
@@ -289,13 +294,15 @@ def run(fun, jac, args, kinds, run, deadline, printer, target=0.05):
     try:
         while True:
             t0 = time.perf_counter()
+            running.copy_to_device(np.zeros(1, np.int64))
             with quiet_launches():
-                launch(ws, gnew, args, progress, hyper, carry, controls, chunk, start)
-            progress.copy_to_host(run.progress)  # (waits for the launch)
+                launch(*values, chunk, start, running)
+            running.copy_to_host(count)  # (waits for the launch)
             start = False
             if printer is not None:
+                progress.copy_to_host(run.progress)
                 printer.row(run, None)
-            if not np.any(status == RUNNING):
+            if count[0] == 0:
                 break
             now = time.perf_counter()
             if deadline is not None and now >= deadline:
@@ -323,7 +330,7 @@ def _specialize(kern, values):
     if SIMULATOR:
         return kern
     try:
-        return kern.specialize(*values, np.int64(0), True)
+        return kern.specialize(*values, np.int64(0), True, cuda.device_array(1, np.int64))
     except Exception as exc:  # numba's TypingError and LoweringError, among others
         if not type(exc).__module__.startswith("numba"):
             raise
