@@ -491,6 +491,7 @@ def is_cuda_array(x):
 def cuda_module(name):
     """``fastadam.cuda.<name>``, or ImportError saying what to install."""
     try:
+        importlib.import_module("fastadam.cuda")  # (an ImportError where it is blocked)
         return importlib.import_module(f"fastadam.cuda.{name}")
     except ImportError as exc:
         raise ImportError(
