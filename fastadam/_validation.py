@@ -68,40 +68,64 @@ def _numpy_grad(g, name):
     return g
 
 
-def check_grads(grads, params, single, as_array=_numpy_grad):
-    """Check gradients against the parameters; return a list of C-contiguous arrays.
-
-    ``as_array(g, name)`` checks the kind of one array (and may convert it); the GPU
-    backend passes its own.
-    """
+def grad_list(grads, params, single):
+    """``grads`` as a sequence of one gradient per parameter: TypeError or ValueError
+    unless it has the structure of ``params`` (one array, or a list or tuple of as many)."""
     if single:
         if isinstance(grads, (list, tuple)):
             raise TypeError(
                 "grads must be one array, like params (got a "
                 f"{type(grads).__name__} of length {len(grads)})"
             )
-        grads = [grads]
-        names = ["grads"]
-    else:
-        if not isinstance(grads, (list, tuple)):
-            raise TypeError(
-                f"grads must be a list of {len(params)} arrays, like params; got "
-                f"{type(grads).__name__}"
-            )
-        if len(grads) != len(params):
-            raise ValueError(
-                f"grads has {len(grads)} arrays but params has {len(params)}; pass one "
-                "gradient per parameter array"
-            )
-        names = [f"grads[{i}]" for i in range(len(grads))]
+        return [grads]
+    if not isinstance(grads, (list, tuple)):
+        raise TypeError(
+            f"grads must be a list of {len(params)} arrays, like params; got "
+            f"{type(grads).__name__}"
+        )
+    if len(grads) != len(params):
+        raise ValueError(
+            f"grads has {len(grads)} arrays but params has {len(params)}; pass one "
+            "gradient per parameter array"
+        )
+    return grads
+
+
+def grad_name(single, i):
+    """How messages name gradient ``i``."""
+    return "grads" if single else f"grads[{i}]"
+
+
+def _mismatch(name, g, p):
+    return ValueError(
+        f"{name} is an {_describe(g)} but its parameter is an {_describe(p)}; they must match"
+    )
+
+
+def check_grad(g, p, name, as_array=_numpy_grad):
+    """Check one gradient against its parameter; return it as a C-contiguous array.
+
+    ``as_array(g, name)`` checks the kind of the array (and may convert it); the GPU
+    backend passes its own.
+    """
+    g = as_array(g, name)
+    if g.shape != p.shape or g.dtype != p.dtype:
+        raise _mismatch(name, g, p)
+    if isinstance(g, np.ndarray) and not g.flags.c_contiguous:
+        g = np.ascontiguousarray(g)
+    return g
+
+
+def check_grads(grads, params, single, as_array=_numpy_grad):
+    """Check gradients against the parameters; return a list of C-contiguous arrays
+    (:func:`check_grad` of each, in one loop)."""
+    grads = grad_list(grads, params, single)
+    names = ["grads"] if single else [f"grads[{i}]" for i in range(len(grads))]
     out = []
     for g, p, name in zip(grads, params, names, strict=True):
         g = as_array(g, name)
         if g.shape != p.shape or g.dtype != p.dtype:
-            raise ValueError(
-                f"{name} is an {_describe(g)} but its parameter is an {_describe(p)}; they "
-                "must match"
-            )
+            raise _mismatch(name, g, p)
         if isinstance(g, np.ndarray) and not g.flags.c_contiguous:
             g = np.ascontiguousarray(g)
         out.append(g)

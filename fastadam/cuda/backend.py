@@ -3,12 +3,16 @@
 It offers the same operations as :mod:`fastadam.cpu.backend`. Parameters and gradients
 may be any array exposing ``__cuda_array_interface__`` (numba device arrays, CuPy arrays,
 PyTorch CUDA tensors). Parameters are viewed zero-copy as numba device arrays once;
-gradients are read at each step through their ``__cuda_array_interface__`` (data pointer,
-stream), and the launches that follow are cached (:mod:`fastadam.cuda.cached_launch`).
-State lives on the same device.
+gradients are read at each step as their ``__cuda_array_interface__`` describes them (data
+pointer, stream): numba, CuPy and torch arrays from the attributes it reads, others through
+it (:func:`check_grads`); the launches that follow are cached
+(:mod:`fastadam.cuda.cached_launch`). State lives on the same device.
 """
 
+import functools
 import math
+import operator
+import sys
 
 import numpy as np
 from numba import cuda
@@ -82,17 +86,14 @@ def check_stream(stream):
 
 
 class _Grad:
-    """A gradient as the kernels need it (real GPU): its data pointer and the stream its
-    exporter names, read once from ``__cuda_array_interface__``; a numba view on demand."""
+    """A gradient as the kernels need it (real GPU): its shape and dtype, data pointer and
+    the stream its exporter names, as ``__cuda_array_interface__`` gives them; a numba view
+    on demand."""
 
-    __slots__ = ("obj", "shape", "dtype", "ptr", "stream", "_cai")
+    __slots__ = ("obj", "shape", "dtype", "ptr", "stream")
 
-    def __init__(self, obj, cai):
-        self.obj, self._cai = obj, cai
-        self.shape = tuple(cai["shape"])
-        self.dtype = _dtype(cai["typestr"])
-        self.ptr = cai["data"][0]
-        self.stream = cai.get("stream")
+    def __init__(self, obj, shape, dtype, ptr, stream):
+        self.obj, self.shape, self.dtype, self.ptr, self.stream = obj, shape, dtype, ptr, stream
 
     @property
     def size(self):
@@ -101,7 +102,8 @@ class _Grad:
     def array(self):
         """A 1-D numba device-array view (no synchronisation: the launch is ordered after
         the exporter's stream by :func:`_order_after`)."""
-        a = cuda.from_cuda_array_interface(self._cai, owner=self.obj, sync=False)
+        cai = self.obj.__cuda_array_interface__
+        a = cuda.from_cuda_array_interface(cai, owner=self.obj, sync=False)
         return a.reshape(a.size)
 
 
@@ -123,8 +125,9 @@ def _c_strides(shape, itemsize):
 
 
 def _as_grad(x, name):
-    """Check one gradient; on a real GPU return a :class:`_Grad` (no numba array is built:
-    that costs more than the launch for small arrays)."""
+    """Check one gradient; on a real GPU return a :class:`_Grad` read from its
+    ``__cuda_array_interface__`` (no numba array is built: that costs more than the launch
+    for small arrays). Any CUDA array; the errors of every gradient check."""
     if kernels.SIMULATOR:
         x = _as_device(x, name)
         if not x.is_c_contiguous():
@@ -135,17 +138,146 @@ def _as_grad(x, name):
         raise _not_cuda(x, name)
     if cai.get("mask") is not None:
         raise ValueError(f"{name} is a masked CUDA array; pass a plain array")
-    g = _Grad(x, cai)
+    shape, dtype = tuple(cai["shape"]), _dtype(cai["typestr"])
+    g = _Grad(x, shape, dtype, cai["data"][0], cai.get("stream"))
     strides = cai.get("strides")
     if strides is not None:  # C-contiguous up to the strides of length-1 axes, as numpy says
-        expected = _c_strides(g.shape, g.dtype.itemsize)
-        if any(n > 1 and a != b for n, a, b in zip(g.shape, strides, expected, strict=True)):
+        expected = _c_strides(shape, dtype.itemsize)
+        if any(n > 1 and a != b for n, a, b in zip(shape, strides, expected, strict=True)):
             raise ValueError(f"{name} must be a C-contiguous CUDA array")
     return g
 
 
+#: Read gradients of known types (numba, CuPy, torch) through their fast paths; ``False``:
+#: every gradient through its ``__cuda_array_interface__`` (the path before, to compare).
+FAST_GRADS = True
+
+
 def check_grads(grads, params, single):
-    return val.check_grads(grads, params, single, _as_grad)
+    """The gradients as the kernels need them (:class:`_Grad` on a real GPU). Each is read
+    by the fast path of its type where it has one and is the plain case, else (and always
+    without :data:`FAST_GRADS`) by :func:`_as_grad`, which raises the errors."""
+    if kernels.SIMULATOR or not FAST_GRADS:
+        return val.check_grads(grads, params, single, _as_grad)
+    grads = val.grad_list(grads, params, single)
+    out, streams = [], {}
+    for i, g in enumerate(grads):
+        p = params[i]
+        read = _READERS[type(g)]
+        x = read(g, p, streams) if read is not None else None
+        out.append(x if x is not None else val.check_grad(g, p, val.grad_name(single, i),
+                                                          _as_grad))  # fmt: skip
+    return out
+
+
+# -- fast paths of the gradient check (real GPU) ------------------------------------------
+# A reader ``read(g, p, streams)`` takes a gradient of its exact type, its parameter and a
+# dict for the call, and returns the _Grad that _as_grad would return, read from the
+# attributes that the type's __cuda_array_interface__ reads; or None for anything but the
+# plain case (a C-contiguous CUDA array of the parameter's shape and dtype), which then goes
+# through _as_grad: its checks and error messages. Nothing is cached across calls.
+
+
+def _same(shape, dtype, p):
+    return shape == p.shape and (dtype is p.dtype or dtype == p.dtype)
+
+
+def _call_stream(g, streams):
+    """The ``stream`` of ``g``'s interface, read once per call and type: CuPy and torch name
+    the current stream there (or nothing), the same for all of their arrays in one call."""
+    cls = type(g)
+    if cls not in streams:
+        streams[cls] = g.__cuda_array_interface__.get("stream")
+    return streams[cls]
+
+
+def _numba_reader():
+    """numba-cuda's ``DeviceNDArray.__cuda_array_interface__`` (cudadrv/devicearray.py)
+    reads ``device_ctypes_pointer.value``: ``c_size_t(int(device_pointer))`` for numba's
+    own memory pointers (driver.py ``MemoryPointer``), a ``c_size_t`` made once for views
+    (``OwnedPointer``); its ``stream`` is the array's own, ``None`` for 0."""
+    from numba.cuda.cudadrv import driver
+
+    plain = {
+        cls
+        for cls in (driver.MemoryPointer, driver.AutoFreePointer)
+        if cls.device_ctypes_pointer is driver.MemoryPointer.device_ctypes_pointer
+    }
+    owned = driver.OwnedPointer
+
+    def read(g, p, streams):
+        shape, dtype = g.shape, g.dtype
+        if shape != p.shape or dtype is not p.dtype and dtype != p.dtype:
+            return None
+        if not (g.size and g.is_c_contiguous()):  # then the interface has no strides
+            return None
+        memory = g.gpu_data
+        if type(memory) in plain:
+            ptr = int(memory.device_pointer)
+        elif type(memory) is owned:
+            ptr = memory.device_ctypes_pointer.value
+        else:
+            return None
+        stream = g.stream
+        return _Grad(g, shape, dtype, ptr, int(stream) if stream != 0 else None)
+
+    return read
+
+
+def _read_cupy(g, p, streams):
+    """CuPy's ``__cuda_array_interface__`` (cupy/_core/core.pyx): no strides where
+    ``_c_contiguous``, the data pointer (0 when empty), the current stream."""
+    shape, dtype = g.shape, g.dtype
+    if not (g._c_contiguous and _same(shape, dtype, p)):
+        return None
+    ptr = g.data.ptr if g.size > 0 else 0
+    return _Grad(g, shape, dtype, ptr, _call_stream(g, streams))
+
+
+def _torch_reader(torch):
+    """``torch.Tensor.__cuda_array_interface__`` (torch/_tensor.py), for a dense CUDA
+    tensor that needs no gradient, without ``__torch_function__`` overrides (else it raises
+    or dispatches: left to the interface); no strides where ``is_contiguous()``; the data
+    pointer (0 when empty)."""
+    dtypes = {getattr(torch, t): np.dtype(t) for t in ("float16", "float32", "float64")}
+    strided, overridden = torch.strided, torch.overrides.has_torch_function_unary
+
+    def read(g, p, streams):
+        if not g.is_cuda or g.requires_grad or g.layout is not strided or overridden(g):
+            return None
+        dtype, shape = dtypes.get(g.dtype), tuple(g.shape)
+        if dtype is None or not (g.is_contiguous() and _same(shape, dtype, p)):
+            return None
+        ptr = g.data_ptr() if 0 not in shape else 0
+        return _Grad(g, shape, dtype, ptr, _call_stream(g, streams))
+
+    return read
+
+
+def _reader(cls):
+    """The fast reader for gradients of exactly type ``cls``, or None."""
+    from numba.cuda.cudadrv import devicearray  # the simulator's has no DeviceNDArray
+
+    if cls is getattr(devicearray, "DeviceNDArray", None):
+        return _numba_reader()
+    cupy, torch = sys.modules.get("cupy"), sys.modules.get("torch")
+    if cupy is not None and cls is getattr(cupy, "ndarray", None):
+        if all(hasattr(cls, a) for a in ("_c_contiguous", "data", "size")):
+            return _read_cupy
+    if torch is not None and cls is getattr(torch, "Tensor", None):
+        return _torch_reader(torch)
+    return None
+
+
+class _Readers(dict):
+    """type -> its fast reader or None, found at the first gradient of each type."""
+
+    def __missing__(self, cls):
+        self[cls] = read = _reader(cls)
+        return read
+
+
+_READERS = _Readers()
 
 
 def state_dtype(dtype):
@@ -199,6 +331,7 @@ class _Part:
 
     def __init__(self, kind, members, arrays):
         self.members = members  # indices into the group
+        self.pick = _picker(members)  # this part's entries of a list over the group
         self.ps, *self.state = arrays
         self.index = cuda.to_device(np.asarray(members, dtype=np.int32))
         largest = max(p.size for p in self.ps)
@@ -241,9 +374,8 @@ class _Plan:
             group.bad_set = skip_nonfinite
         cast = None
         for part in self.parts:
-            gptrs = [pointers[i] for i in part.members]
-            aligned = all(ptr % kernels.VECTOR_BYTES == 0 for ptr in gptrs)
-            kernel, griddim, blockdim = part.launches[aligned]
+            gptrs = part.pick(pointers)
+            kernel, griddim, blockdim = part.launches[_aligned(gptrs)]
             cached = part.cached.get(kernel)
             if cached is not None and not skip_nonfinite:
                 cached(gptrs, coef)
@@ -258,7 +390,20 @@ class _Plan:
                     mark(grads, part.index, group.bad)
                 kernel[griddim, blockdim, stream](*args)
             if kernel not in part.cached:  # None where cached launches are unavailable
-                part.cached[kernel] = _cached_launch.build(kernel, args, griddim, blockdim, stream)
+                part.cached[kernel] = _cached_launch.build(kernel, args, griddim, blockdim,
+                                                           stream, coef)  # fmt: skip
+
+
+def _picker(members):
+    """A function returning the entries ``members`` of a sequence, as a tuple."""
+    if len(members) == 1:
+        return lambda seq, i=members[0]: (seq[i],)
+    return operator.itemgetter(*members)
+
+
+def _aligned(pointers):
+    """Whether every pointer is a multiple of ``VECTOR_BYTES`` (a power of two)."""
+    return functools.reduce(operator.or_, pointers, 0) % kernels.VECTOR_BYTES == 0
 
 
 def _arrays(grads):
