@@ -11,9 +11,9 @@
 #     --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
 #     --platform manylinux2014_x86_64 -d .whl numpy==2.4.6
 # then run, carrying .whl:  bash benchmarks/gpu_run.sh "$OUT" [check] [tests] [sanitize]
-# [minimize] [host] (by default check, tests, sanitize and minimize, in that order;
-# minimize runs tests/test_minimize_gpu.py, benchmarks/bench_batch_gpu.py and memcheck on
-# minimize_batch's kernel; host runs benchmarks/gpu_host.py).
+# [minimize] [batch] [host] (by default check, tests, sanitize, minimize and batch, in that
+# order; minimize runs tests/test_minimize_gpu.py, batch benchmarks/bench_batch_gpu.py and
+# memcheck on minimize_batch's kernel; host runs benchmarks/gpu_host.py).
 # Results land in the given folder: env.txt, pytest.txt, memcheck.txt, racecheck.txt,
 # gpu_check.txt, gpu.md (the table for docs/performance.md), bandwidth_gpu.csv (for
 # docs/data/), pytest_minimize.txt, batch_gpu.txt, batch_fit_gpu.csv, memcheck_minimize.txt,
@@ -39,7 +39,7 @@ cat "$out/env.txt"
 T_CHECK=${T_CHECK:-300} T_TESTS=${T_TESTS:-140} T_SANITIZE=${T_SANITIZE:-70}
 # NO_SWEEP=1 skips gpu_check's size sweep (the cases still run)
 steps=${*:2}
-steps=${steps:-check tests sanitize minimize}
+steps=${steps:-check tests sanitize minimize batch}
 for step in $steps; do
     case $step in
     check)
@@ -62,11 +62,13 @@ for step in $steps; do
             tail -4 "$out/$tool.txt"
         done
         ;;
-    minimize)  # minimize_batch on the GPU: its tests on the hardware, then the benchmark
+    minimize)  # minimize_batch on the GPU: its tests on the hardware
         timeout $T_TESTS python3 -m pytest -q -p no:cacheprovider tests/test_minimize_gpu.py \
             >"$out/pytest_minimize.txt" 2>&1
         echo "pytest minimize exit $?"
         tail -5 "$out/pytest_minimize.txt"
+        ;;
+    batch)  # minimize_batch on the GPU: the benchmark, then memcheck on its kernel
         timeout $T_CHECK python3 benchmarks/bench_batch_gpu.py --csv "$out/batch_fit_gpu.csv" \
             >"$out/batch_gpu.txt" 2>&1
         echo "bench_batch_gpu exit $?"
@@ -81,6 +83,6 @@ for step in $steps; do
         echo "gpu_host exit $?"
         tail -40 "$out/gpu_host.txt"
         ;;
-    *) echo "unknown step $step (check, tests, sanitize, minimize, host)" ;;
+    *) echo "unknown step $step (check, tests, sanitize, minimize, batch, host)" ;;
     esac
 done
