@@ -208,6 +208,7 @@ def test_build_falls_back_to_the_dispatcher(monkeypatch):
     assert cached_launch.build(None, (), (1,), (1,), 0) is None
     monkeypatch.setattr(cached_launch, "ENABLED", True)
     monkeypatch.setattr(cached_launch, "LAST_ERROR", None)
+    monkeypatch.setattr(cached_launch, "LAUNCHER", "driver")  # then the core launch
     assert cached_launch.build(None, (), (1,), (1,), 0) is None  # no kernel to read
     assert "DriverLaunch" in cached_launch.LAST_ERROR
     assert "CoreLaunch" in cached_launch.LAST_ERROR

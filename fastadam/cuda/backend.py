@@ -149,8 +149,9 @@ def _as_grad(x, name):
 
 
 #: Read gradients of known types (numba, CuPy, torch) through their fast paths; ``False``:
-#: every gradient through its ``__cuda_array_interface__`` (the path before, to compare).
-FAST_GRADS = True
+#: every gradient through its ``__cuda_array_interface__`` (the path measured on an H200).
+#: ``False`` until ``benchmarks/gpu_host.py`` has compared the two on a GPU.
+FAST_GRADS = False
 
 
 def check_grads(grads, params, single):
