@@ -36,6 +36,7 @@ PAGES = {
     "conventions.rst": [],
     "gpu.md": [("n = 1_000_000", "n = 1_000")],
     "minimize.md": [],
+    "dask.md": [],
     # the GPU example on the CUDA simulator (each device thread is a Python thread): 2 peaks
     "batch.md": [
         ("cuda.to_device(x0),", "cuda.to_device(x0[:2]),"),
@@ -441,6 +442,17 @@ def test_minimize_page(capsys, tmp_path):
     for start, row in zip(starts, fitted, strict=True):
         res = ns["fa"].minimize(f, start, jac=g, options=dict(lr=1e-2, maxiter=5000, gtol=1e-6))
         np.testing.assert_allclose(row, res.x, rtol=1e-12, atol=1e-14)
+
+
+def test_dask_page(capsys, tmp_path):
+    """The zarr cube's fits: stored back, most pixels converged, the positions found; the
+    result's fields were dask arrays until stored."""
+    pytest.importorskip("dask.array", reason="the dask extra is not installed")
+    pytest.importorskip("zarr", reason="the dask extra is not installed")
+    ns = run_page("dask.md", capsys, tmp_path)
+    lazy_x, *_, (converged, worst) = ns["_values"]  # (da.store returns None)
+    assert type(lazy_x).__name__ == "Array" and lazy_x.shape == (4096, 4)
+    assert converged > 4000 and worst < 0.05
 
 
 def test_batch_page(capsys):

@@ -133,17 +133,24 @@ MEANING = {
 }
 
 
+def summary(status, success):
+    """``(message, messages)`` of a batch: the problems per status, and the meaning of each
+    status that occurred (a read-only mapping)."""
+    codes, counts = np.unique(status, return_counts=True)
+    parts = [f"{n} {STATUS[int(c)][0]}" for c, n in zip(codes, counts, strict=True)]
+    ok = int(np.sum(success))
+    message = f"{ok} of {len(status)} problems succeeded (" + ", ".join(parts) + ")"
+    return message, types.MappingProxyType({int(c): MEANING[int(c)] for c in codes})
+
+
 def build_batch(run, **extra):
     """The :class:`~scipy.optimize.OptimizeResult` of ``minimize_batch``: ``message`` counts
     the problems per status, ``messages`` says what each status that occurred means."""
     f = _fields(run)
-    codes, counts = np.unique(f["status"], return_counts=True)
-    parts = [f"{n} {STATUS[int(c)][0]}" for c, n in zip(codes, counts, strict=True)]
-    ok = int(np.sum(f["success"]))
+    message, messages = summary(f["status"], f["success"])
     res = OptimizeResult(
-        **f, message=f"{ok} of {f['x'].shape[0]} problems succeeded (" + ", ".join(parts) + ")",
-        messages=types.MappingProxyType({int(c): MEANING[int(c)] for c in codes}),
-        method=run.cfg.method, hyperparameters=run.cfg.hyperparameters,
+        **f, message=message, messages=messages, method=run.cfg.method,
+        hyperparameters=run.cfg.hyperparameters,
     )  # fmt: skip
     if res.jac is None:
         res.jac = np.full(res.x.shape, np.nan, dtype=res.x.dtype)
