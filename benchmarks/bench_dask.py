@@ -1,6 +1,6 @@
 """Batched fits on a dask LocalCluster: one and two single-threaded worker processes.
 
-    python benchmarks/bench_dask.py [--problems 20000] [--iters 400] [--chunk 1000]
+    python benchmarks/bench_dask.py [--problems 20000] [--iters 400] [--chunk 2500]
 
 A compute-bound batch (Gaussian-peak fits of asv_benchmarks/_peaks.py, every problem
 running ``--iters`` iterations: ``gtol=0``) fitted by ``fastadam.dask.minimize_batch`` on
@@ -41,7 +41,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--problems", type=int, default=20_000)
     ap.add_argument("--iters", type=int, default=400)
-    ap.add_argument("--chunk", type=int, default=1000)
+    ap.add_argument("--chunk", type=int, default=2500)
     ap.add_argument("--repeat", type=int, default=2)
     args = ap.parse_args()
     y, _, x0 = pk.data(args.problems)
