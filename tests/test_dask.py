@@ -124,3 +124,75 @@ def test_errors_before_anything_is_scheduled(change, exc, match):
     kw.update(change)
     with pytest.raises(exc, match=match):
         fd.minimize_batch(**kw)
+
+
+# -- optimizers over dask arrays --------------------------------------------------------------
+SHARDED = [
+    ("Adam", dict(lr=0.01, amsgrad=True, weight_decay=0.05)),
+    ("AdamW", dict(lr=lambda t: 0.02 / t**0.5, weight_decay=0.1, convention="keras")),
+    ("RMSProp", dict(lr=0.01, centered=True, momentum=0.9, initial_scale=0.1)),
+    ("NAdam", dict(lr=0.02, convention="keras")),
+]
+
+
+def gradients(steps, n, dtype, seed=4):
+    rng = np.random.default_rng(seed)
+    return [rng.standard_normal(n).astype(dtype) for _ in range(steps)]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize(("name", "kw"), SHARDED, ids=[n for n, _ in SHARDED])
+def test_sharded_steps_equal_the_optimizer_on_gathered_arrays(name, kw, dtype):
+    n = 1000
+    x = np.random.default_rng(1).standard_normal(n).astype(dtype)
+    ref = getattr(fa, name)(x.copy(), **kw)
+    opt = getattr(fd, name)(da.from_array(x, chunks=300), **kw)
+    for g in gradients(50, n, dtype):
+        ref.step(g)
+        opt.step(da.from_array(g, chunks=300))
+    assert opt.t == 50 and opt.params.chunks == ((300, 300, 300, 100),)
+    np.testing.assert_array_equal(opt.params.compute(), ref.params)
+    state = ref.state_dict()
+    for buffer, value in opt.state.items():
+        np.testing.assert_array_equal(value.compute(), state[buffer + ".0"], err_msg=buffer)
+
+
+def test_sharded_on_a_local_cluster_and_through_zarr(client, tmp_path):
+    n = 400
+    x = np.linspace(-1, 1, n)
+    ref = fa.NAdam(x.copy(), lr=0.05)
+    opt = fd.NAdam(da.from_array(x, chunks=100), lr=0.05)
+    grads = gradients(20, n, np.float64)
+    for g in grads[:10]:
+        ref.step(g)
+        opt.step(da.from_array(g, chunks=100))
+    opt.to_zarr(str(tmp_path / "state.zarr"))
+    back = fd.NAdam.from_zarr(str(tmp_path / "state.zarr"), lr=0.05)
+    assert back.t == 10
+    for g in grads[10:]:
+        ref.step(g)
+        back.step(da.from_array(g, chunks=100))
+    np.testing.assert_array_equal(back.params.compute(), ref.params)
+    with pytest.raises(ValueError):  # other hyperparameters than the state's
+        fd.NAdam.from_zarr(str(tmp_path / "state.zarr"), lr=0.05, convention="keras")
+
+
+def test_sharded_errors_leave_the_optimizer_unchanged():
+    x = da.from_array(np.ones(10), chunks=5)
+    with pytest.raises(TypeError, match="must be a dask array"):
+        fd.Adam(np.ones(10))
+    with pytest.raises(ValueError, match="lr"):
+        fd.Adam(x, lr=-1.0)
+    with pytest.raises(ValueError, match="skip_nonfinite"):
+        fd.RMSProp(x, skip_nonfinite=True)
+    opt = fd.Adam(x, lr=0.1)
+    with pytest.raises(TypeError, match="grads must be a dask array"):
+        opt.step(np.ones(10))
+    with pytest.raises(ValueError, match="chunk them alike"):
+        opt.step(da.ones(10, chunks=3))
+    with pytest.raises(ValueError, match="shape"):
+        opt.step(da.ones(11, chunks=5))
+    state = opt.state_dict()
+    with pytest.raises(ValueError, match="chunked like the parameters"):
+        opt.load_state_dict({**state, "exp_avg": state["exp_avg"].rechunk(2)})
+    assert opt.t == 0 and np.all(opt.params.compute() == 1)
