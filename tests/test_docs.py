@@ -450,9 +450,10 @@ def test_dask_page(capsys, tmp_path):
     pytest.importorskip("dask.array", reason="the dask extra is not installed")
     pytest.importorskip("zarr", reason="the dask extra is not installed")
     ns = run_page("dask.md", capsys, tmp_path)
-    lazy_x, *_, (converged, worst) = ns["_values"]  # (da.store returns None)
+    lazy_x, _, (converged, worst), (t, chunks, error) = ns["_values"]  # (store: None)
     assert type(lazy_x).__name__ == "Array" and lazy_x.shape == (4096, 4)
     assert converged > 4000 and worst < 0.05
+    assert t == 200 and chunks == ((200,) * 4,) and error < 0.05
 
 
 def test_batch_page(capsys):
