@@ -4,6 +4,7 @@ runs :func:`fastadam.minimize_batch`, so every problem's iterates are those of
 bit, with any scheduler.
 """
 
+import contextlib
 import numbers
 
 import dask
@@ -234,11 +235,19 @@ def _fit(fun, x, args, method, jac, bounds, tol, options):
 
 def _fit_block(fun, x, args, method, jac, bounds, tol, options, threads):
     """One task: :func:`fastadam.minimize_batch` on a chunk of problems, on at most
-    ``threads`` numba threads (numba's thread count is per thread of the caller)."""
+    ``threads`` numba threads."""
+    with numba_threads(threads):
+        return _fit(fun, np.asarray(x), args, method, jac, bounds, tol, options)
+
+
+@contextlib.contextmanager
+def numba_threads(threads):
+    """Run the body on at most ``threads`` numba threads (numba's count is per thread of
+    the caller: a task's setting does not reach the worker's other tasks)."""
     before = numba.get_num_threads()
     numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
     try:
-        return _fit(fun, np.asarray(x), args, method, jac, bounds, tol, options)
+        yield
     finally:
         numba.set_num_threads(before)
 

@@ -16,6 +16,9 @@ import numpy as np
 
 import fastadam as fa
 
+from ..cpu.kernels import PARALLEL_MIN_SIZE
+from .batch import numba_threads
+
 __all__ = ["Adam", "AdamW", "NAdam", "RMSProp"]
 
 
@@ -39,6 +42,7 @@ class _Sharded:
         # step (its hyperparameters are checked now, as fastadam's constructor checks them)
         self._scalar = self.optimizer(np.zeros(1, params.dtype), **hyperparameters)
         self._hyper = hyperparameters
+        _warm(self.optimizer, params, hyperparameters)
         first = self._scalar.state_dict()
         self._names = [k[:-2] for k in first if k.endswith(".0")]
         self.params = params.persist()
@@ -53,7 +57,7 @@ class _Sharded:
 
     def step(self, grads):
         """One step with ``grads``, a dask array chunked like the parameters (one task per
-        chunk); the new parameters and state are persisted."""
+        chunk, on one numba thread); the new parameters and state are persisted."""
         g = self._check(grads)
         header = _scalars(self._scalar.state_dict())
         k = 1 + len(self._names)
@@ -132,15 +136,27 @@ class _Sharded:
         return opt
 
 
+def _warm(cls, params, hyper):
+    """Compile here, before the tasks do (local workers then load them from numba's cache;
+    concurrent first compiles into one cache can crash, numba issue 4807), the step of
+    the chunks' sizes: serial, and parallel where a chunk reaches PARALLEL_MIN_SIZE."""
+    sizes = {1}
+    if max(max(c) for c in params.chunks) >= PARALLEL_MIN_SIZE:
+        sizes.add(PARALLEL_MIN_SIZE)
+    for n in sizes:
+        cls(np.zeros(n, params.dtype), **hyper).step(np.zeros(n, params.dtype))
+
+
 def _step_block(p, g, *buffers, cls, hyper, header, names):
-    """One chunk's step: ``cls`` on the chunk from the scalar state ``header`` and the
-    chunk's buffers; returns the new parameters and buffers stacked."""
+    """One chunk's step, on one numba thread: ``cls`` on the chunk from the scalar state
+    ``header`` and the chunk's buffers; returns the new parameters and buffers stacked."""
     p = np.array(p)  # (the chunk given to the task is not ours to write)
     opt = cls(p, **hyper)
     state = dict(header)
     state.update({n + ".0": np.array(b) for n, b in zip(names, buffers, strict=True)})
     opt.load_state_dict(state)
-    opt.step(np.ascontiguousarray(g))
+    with numba_threads(1):
+        opt.step(np.ascontiguousarray(g))
     new = opt.state_dict()
     return np.stack([p, *(new[n + ".0"] for n in names)])
 
