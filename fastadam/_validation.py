@@ -118,18 +118,12 @@ def check_grad(g, p, name, as_array=_numpy_grad):
 
 def check_grads(grads, params, single, as_array=_numpy_grad):
     """Check gradients against the parameters; return a list of C-contiguous arrays
-    (:func:`check_grad` of each, in one loop)."""
+    (:func:`check_grad` of each)."""
     grads = grad_list(grads, params, single)
-    names = ["grads"] if single else [f"grads[{i}]" for i in range(len(grads))]
-    out = []
-    for g, p, name in zip(grads, params, names, strict=True):
-        g = as_array(g, name)
-        if g.shape != p.shape or g.dtype != p.dtype:
-            raise _mismatch(name, g, p)
-        if isinstance(g, np.ndarray) and not g.flags.c_contiguous:
-            g = np.ascontiguousarray(g)
-        out.append(g)
-    return out
+    return [
+        check_grad(g, p, grad_name(single, i), as_array)
+        for i, (g, p) in enumerate(zip(grads, params, strict=True))
+    ]
 
 
 def check_real(value, name, *, low=None, high=None, low_open=False, high_open=False):

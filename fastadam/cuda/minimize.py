@@ -275,21 +275,21 @@ def _to_host(run, ws, progress, carry):
     carry.copy_to_host(run.carry)
 
 
-def run(fun, jac, args, kinds, run, deadline, printer, target=0.05):
-    """Run the problems of ``run`` (a :class:`fastadam.optimize.loop.Run` on the host) on
+def run(fun, jac, args, kinds, job, deadline, printer, target=0.05):
+    """Run the problems of ``job`` (a :class:`fastadam.optimize.loop.Run` on the host) on
     the device with device functions ``fun`` and ``jac`` and device ``args`` of ``kinds``,
-    in launches of about ``target`` seconds; the results come back into ``run``."""
-    b = run.progress.size
-    ws, progress, hyper, carry, controls = _to_device(run)
+    in launches of about ``target`` seconds; the results come back into ``job``."""
+    b = job.progress.size
+    ws, progress, hyper, carry, controls = _to_device(job)
     gnew = cuda.device_array_like(ws.glast)
     count = np.zeros(1, np.int64)
     running = cuda.to_device(count)
     values = (ws, gnew, args, progress, hyper, carry, controls)
     t0 = time.perf_counter()
-    launch = _specialize(kernel(fun, jac, run.cfg.spec.name, run.cfg.batched, kinds), values)
+    launch = _specialize(kernel(fun, jac, job.cfg.spec.name, job.cfg.batched, kinds), values)
     compile_time = time.perf_counter() - t0
     launch = launch[-(-b // THREADS_PER_BLOCK), THREADS_PER_BLOCK]
-    status = run.progress["status"]  # (a view: the copies back land in run.progress)
+    status = job.progress["status"]  # (a view: the copies back land in job.progress)
     chunk, start, stop = 100, True, None
     try:
         while True:
@@ -300,8 +300,8 @@ def run(fun, jac, args, kinds, run, deadline, printer, target=0.05):
             running.copy_to_host(count)  # (waits for the launch)
             start = False
             if printer is not None:
-                progress.copy_to_host(run.progress)
-                printer.row(run, None)
+                progress.copy_to_host(job.progress)
+                printer.row(job, None)
             if count[0] == 0:
                 break
             now = time.perf_counter()
@@ -315,12 +315,12 @@ def run(fun, jac, args, kinds, run, deadline, printer, target=0.05):
     except KeyboardInterrupt:
         stop = INTERRUPTED
     cuda.synchronize()
-    _to_host(run, ws, progress, carry)
+    _to_host(job, ws, progress, carry)
     if stop is not None:
         status[status == RUNNING] = stop
-        engine.flush(run.ws, run.progress)
-    run.jac = run.ws.glast.copy()
-    run.jac[run.progress["eval_nit"] < 0] = np.nan
+        engine.flush(job.ws, job.progress)
+    job.jac = job.ws.glast.copy()
+    job.jac[job.progress["eval_nit"] < 0] = np.nan
     return compile_time
 
 
