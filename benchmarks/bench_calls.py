@@ -23,12 +23,14 @@ def best(f, n):
 
 
 def interleaved(f, g, n, rounds):
-    """The minimum times of ``f`` and ``g``, timed alternately."""
+    """The times of ``f`` and ``g`` over ``rounds`` rounds, timed alternately: their
+    minimums, and the median of the rounds' differences (this machine's speed drifts from
+    minute to minute by up to 1.5 times; a round's two timings see the same speed)."""
     a, b = [], []
     for _ in range(rounds):
         a.append(best(f, n))
         b.append(best(g, n))
-    return min(a), min(b)
+    return min(a), min(b), float(np.median(np.subtract(a, b)))
 
 
 def loops():
@@ -40,12 +42,13 @@ def loops():
         fs = functools.partial(serial, x, g, m, v, v, c)
         fp = functools.partial(parallel, x, g, m, v, v, c)
         fs(), fp()
-        ts, tp = interleaved(fs, fp, max(50, int(3e5 / max(n, 1000))), 7)
+        ts, tp, _ = interleaved(fs, fp, max(50, int(3e5 / max(n, 1000))), 7)
         print(f"| {n:,} | {ts:.2f} | {tp:.2f} |")
 
 
 def step_overhead():
-    print("| elements (float32) | opt.step (us) | its compiled call (us) | difference (us) |")
+    print("| elements (float32) | opt.step (us) | its compiled call (us) | difference (us) "
+          "| median difference of rounds (us) |")  # fmt: skip
     for n in (1000, 100_000):
         x, g = np.ones(n, np.float32), np.ones(n, np.float32)
         opt = fa.Adam(x, lr=1e-3)
@@ -57,8 +60,9 @@ def step_overhead():
             COMPILED["adam"].step)  # fmt: skip
         call = functools.partial(step, launch.arrays[0], (g,), *launch.arrays[1:], 5, args,
                                  False, launch.counters)  # fmt: skip
-        to, tk = interleaved(functools.partial(opt.step, g), call, 2000 if n <= 1000 else 300, 9)
-        print(f"| {n:,} | {to:.2f} | {tk:.2f} | {to - tk:.2f} |")
+        to, tk, diff = interleaved(functools.partial(opt.step, g), call,
+                                   500 if n <= 1000 else 50, 60)  # fmt: skip
+        print(f"| {n:,} | {to:.2f} | {tk:.2f} | {to - tk:.2f} | {diff:.2f} |")
 
 
 if __name__ == "__main__":

@@ -167,6 +167,39 @@ def test_copies_step_independently_and_bitwise_like_the_original(name, how):
     assert clone.t == opt.t + 1
 
 
+@ALL
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_steady_step_sees_every_change(name, dtype):
+    """After its first step an optimizer of one group steps with one bound call; a new lr, a
+    loaded state and a copy still take effect, bitwise (the reference uses a schedule, which
+    never takes that path)."""
+    params, grads = make_data([(7,)], 12, seed=5, dtype=dtype)
+    x, ref_x = params[0], params[0].copy()
+    opt = _make(name, x)
+    ref = _make(name, ref_x, lr=lambda t: 0.01 if t <= 4 else 0.003)
+    for k, (g,) in enumerate(grads[:8]):
+        if k == 4:
+            opt.lr = 0.003
+        opt.step(g)
+        ref.step(g)
+    np.testing.assert_array_equal(x, ref_x)
+    other = _make(name, ref_x.copy(), lr=0.02)
+    other.step(grads[8][0])
+    opt.load_state_dict(other.state_dict())
+    x[...] = other.params
+    for (g,) in grads[9:]:
+        opt.step(g)
+        other.step(g)
+    np.testing.assert_array_equal(x, other.params)
+    for make_copy in (copy.deepcopy, lambda o: pickle.loads(pickle.dumps(o))):
+        clone = make_copy(opt)
+        before = x.copy()
+        clone.step(grads[0][0])
+        np.testing.assert_array_equal(x, before)
+        opt.step(grads[0][0])
+        np.testing.assert_array_equal(x, clone.params)
+
+
 # ---------------------------------------------------------------------------------------------
 # concurrency
 # ---------------------------------------------------------------------------------------------

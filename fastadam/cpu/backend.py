@@ -103,14 +103,14 @@ def assign(dst, src):
 def launcher(spec, arrays, skipped, gather, stream=None):
     """The function that makes one step of algorithm ``spec`` on ``arrays`` (tuples of flat
     arrays of one dtype: parameters and the three state buffers) in one compiled call:
-    ``run(grads, t, args, skip_nonfinite)`` with ``gather(grads)`` the tuple of flat
+    ``run(args, grads, t, skip_nonfinite)`` with ``gather(grads)`` the tuple of flat
     gradients; it returns the value carried to the next step (see
     :mod:`fastadam.cpu.loops`)."""
     compiled = COMPILED[spec.name]
     ps, s0s, s1s, s2s = arrays
     step = compiled.step_serial if max(p.size for p in ps) < PARALLEL_MIN_SIZE else compiled.step
 
-    def run(grads, t, args, skip_nonfinite):
+    def run(args, grads, t, skip_nonfinite):
         return step(ps, gather(grads), s0s, s1s, s2s, t, args, skip_nonfinite, skipped)
 
     return run

@@ -466,7 +466,7 @@ def launcher(spec, arrays, group, gather, stream=0):
     ps, *state = arrays
     carry = _carry_index(spec)
 
-    def run(grads, t, args, skip_nonfinite):
+    def run(args, grads, t, skip_nonfinite):
         coef = spec.coefficients(t, *args)
         _plan(spec.name, ps, tuple(state), group, stream).run(gather(grads), coef,
                                                              skip_nonfinite)  # fmt: skip
