@@ -39,8 +39,8 @@ def check_grads(grads, params, single):
     goes through :func:`fastadam._validation.check_grads`, whose errors name the problem."""
     if single:
         p = params[0]
-        if (
-            type(grads) is np.ndarray and grads.dtype == p.dtype and grads.shape == p.shape
+        if (  # (``is``: numpy's builtin dtypes are singletons; others take the full check)
+            type(grads) is np.ndarray and grads.dtype is p.dtype and grads.shape == p.shape
             and grads.flags.c_contiguous
         ):  # fmt: skip
             return (grads,)
