@@ -58,8 +58,9 @@ class Optimizer:
     validation, stepping, ``state_dict`` and copies. Subclasses set :attr:`algorithm` and
     translate their keywords with :meth:`_arguments`.
 
-    Thread safety: :meth:`step`, :meth:`state_dict` and :meth:`load_state_dict` hold a lock,
-    so concurrent calls from several threads never lose or interleave a step.
+    Thread safety: :meth:`step`, :meth:`state_dict`, :meth:`load_state_dict` and setting
+    :attr:`lr` hold a lock, so concurrent calls from several threads never lose or
+    interleave a step.
     """
 
     #: The :class:`fastadam.algorithms.Algorithm` this optimizer runs.
@@ -187,10 +188,11 @@ class Optimizer:
     @lr.setter
     def lr(self, value):
         value = val.check_lr(value)
-        for group in self._groups:
-            group.args["lr"] = value
-            group.cached = None
-        self._steady = None
+        with self._lock:  # not between a step's arguments and its bound call
+            for group in self._groups:
+                group.args["lr"] = value
+                group.cached = None
+            self._steady = None
 
     @property
     def param_groups(self):
@@ -270,7 +272,7 @@ class Optimizer:
             if group.carry:
                 group.carry = dict.fromkeys(group.carry, carried)
         first = groups[0]
-        if len(groups) == 1 and first.cached is not None and len(first.launches) == 1:
+        if len(groups) == 1 and len(first.launches) == 1 and first.cached is not None:
             self._steady = functools.partial(first.launches[0].run, first.cached)
 
     def _step_arguments(self, group, t):
