@@ -7,6 +7,7 @@ optimizer owns the state arrays, folds the hyperparameters into coefficients onc
 Changing ``lr`` (or passing a schedule) never recompiles anything.
 """
 
+import collections.abc
 import copy
 import dataclasses
 import functools
@@ -21,7 +22,7 @@ from .algorithms import adam as _adam
 from .algorithms import nadam as _nadam
 from .algorithms import rmsprop as _rmsprop
 
-__all__ = ["Optimizer", "Adam", "AdamW", "RMSProp", "NAdam"]
+__all__ = ["Optimizer", "Adam", "AdamW", "RMSProp", "NAdam", "ParamGroup"]
 
 #: keywords of every optimizer that are not hyperparameters of the algorithm
 _RUN_KEYWORDS = ("convention", "skip_nonfinite", "stream", "mixed_precision")
@@ -53,6 +54,44 @@ class _Group:
         return tuple(values[name] for name in spec.arguments)
 
 
+class ParamGroup(collections.abc.MutableMapping):
+    """One parameter group of an optimizer, live, as the items of
+    :attr:`Optimizer.param_groups` (torch's form): ``group["lr"] = 0.01`` sets that group's
+    learning rate from the next step on, as a learning-rate scheduler for torch does.
+
+    The keys are the algorithm's hyperparameters (for Adam ``beta1`` and ``beta2``, not
+    ``betas``), its formula switches and ``params`` (the indices of the group's arrays). A
+    numeric hyperparameter is validated as the constructor validates it; the formula
+    switches (the same for every group) and ``params`` cannot be set, nor keys added or
+    removed. A refused value changes nothing."""
+
+    __slots__ = ("_opt", "_group")
+
+    def __init__(self, opt, group):
+        self._opt = opt
+        self._group = group
+
+    def __getitem__(self, key):
+        if key == "params":
+            return list(self._group.indices)
+        return self._group.args[key]
+
+    def __iter__(self):
+        return iter([*self._group.args, "params"])
+
+    def __len__(self):
+        return len(self._group.args) + 1
+
+    def __setitem__(self, key, value):
+        self._opt._set_hyperparameter([self._group], key, value)
+
+    def __delitem__(self, key):
+        raise TypeError(f"the keys of a parameter group cannot be removed (got {key!r})")
+
+    def __repr__(self):
+        return f"ParamGroup({dict(self)!r})"
+
+
 class Optimizer:
     """The machinery every optimizer shares: parameters and parameter groups, state arrays,
     validation, stepping, ``state_dict`` and copies. Subclasses set :attr:`algorithm` and
@@ -67,6 +106,15 @@ class Optimizer:
     algorithm = None
     _decoupled_default = None
 
+    def __init_subclass__(cls, **kwargs):
+        # the algorithm's hyperparameters and formula switches as properties (opt.eps...)
+        super().__init_subclass__(**kwargs)
+        spec = cls.__dict__.get("algorithm")
+        if spec is not None:
+            for name in (*spec.arguments, *spec.state_arguments):
+                if name not in spec.carry and not hasattr(cls, name):
+                    setattr(cls, name, _hyperparameter(name))
+
     def __init__(self, params, *, convention="pytorch", skip_nonfinite=False, stream=None,
                  mixed_precision=False, **hyperparameters):  # fmt: skip
         spec = self.algorithm
@@ -77,7 +125,7 @@ class Optimizer:
             arrays[0] if self._single else arrays, self._mixed_precision
         )
         self._stream = self._backend.check_stream(stream)
-        self.skip_nonfinite = val.check_bool(skip_nonfinite, "skip_nonfinite")
+        self._skip_nonfinite = val.check_bool(skip_nonfinite, "skip_nonfinite")
         self._convention_name = convention
         defaults = self._resolve(convention, self._arguments(hyperparameters))
         self._knobs = {n: v for n, v in defaults.items() if isinstance(v, bool)}
@@ -187,17 +235,63 @@ class Optimizer:
 
     @lr.setter
     def lr(self, value):
-        value = val.check_lr(value)
-        with self._lock:  # not between a step's arguments and its bound call
-            for group in self._groups:
-                group.args["lr"] = value
-                group.cached = None
-            self._steady = None
+        self._set_hyperparameter(self._groups, "lr", value)
+
+    @property
+    def skip_nonfinite(self):
+        """Whether a step leaves an array (and its state) untouched when its gradient holds
+        a NaN or Inf, counting it in :attr:`nonfinite_skips`; a bool, settable."""
+        return self._skip_nonfinite
+
+    @skip_nonfinite.setter
+    def skip_nonfinite(self, value):
+        self._skip_nonfinite = val.check_bool(value, "skip_nonfinite")
 
     @property
     def param_groups(self):
-        """Per group, its parameter indices and hyperparameters (copies, as dicts)."""
-        return [dict(group.args, params=list(group.indices)) for group in self._groups]
+        """Per group, its parameter indices and hyperparameters: a list of live
+        :class:`ParamGroup` mappings (setting ``group["lr"]`` changes that group's)."""
+        return [ParamGroup(self, group) for group in self._groups]
+
+    def _set_hyperparameter(self, groups, key, value):
+        """Set hyperparameter ``key`` of ``groups`` to ``value``: every group's new
+        arguments are validated before any changes (see :class:`ParamGroup`)."""
+        new = [self._group_arguments(group, key, value) for group in groups]
+        with self._lock:  # not between a step's arguments and its bound call
+            for group, args in zip(groups, new, strict=True):
+                group.args = args
+                group.cached = None
+            self._steady = None
+
+    def _group_arguments(self, group, key, value):
+        """``group``'s arguments with ``key`` set to ``value``, validated."""
+        name = type(self).__name__
+        if key == "params":
+            raise ValueError(f"the arrays of a {name} parameter group are fixed ('params')")
+        if key in self._knobs:
+            raise ValueError(
+                f"{key!r} is a formula switch, the same for every group; it cannot be set "
+                "(make a new optimizer to change it)"
+            )
+        if key in self.algorithm.state_arguments:
+            raise ValueError(f"{key!r} sets the initial state: it is used at construction only")
+        if key not in group.args:
+            raise TypeError(
+                f"{name} parameter groups have no {key!r}; they hold: "
+                + ", ".join([*group.args, "params"])
+            )
+        args = self._resolve(self._convention_name, {**group.args, key: value})
+        args.update(self._knobs)
+        needed, kept = (
+            _used_buffers(self.algorithm, args),
+            _used_buffers(self.algorithm, group.args),
+        )
+        if needed != kept:
+            raise ValueError(
+                f"{key}={value!r} uses the state buffers {sorted(needed)}; this group keeps "
+                f"{sorted(kept)} (chosen at construction: give the value there)"
+            )
+        return args
 
     @property
     def convention(self):
@@ -205,15 +299,6 @@ class Optimizer:
         conv = self.algorithm.convention(self._convention_name)
         names = {f.name for f in dataclasses.fields(conv)}
         return dataclasses.replace(conv, **{k: v for k, v in self._knobs.items() if k in names})
-
-    def __getattr__(self, name):
-        # the first group's hyperparameters and the knobs, as attributes (opt.eps, ...)
-        if name.startswith("_") or "_groups" not in self.__dict__:
-            raise AttributeError(name)
-        args = self._groups[0].args
-        if name in args:
-            return args[name]
-        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     @property
     def nonfinite_skips(self):
@@ -251,7 +336,7 @@ class Optimizer:
         try:
             t = self.t + 1
             if self._steady is not None:
-                self._steady(grads, t, self.skip_nonfinite)
+                self._steady(grads, t, self._skip_nonfinite)
             else:
                 self._step_groups(grads, t)
             self.t = t
@@ -268,7 +353,7 @@ class Optimizer:
         ]
         for group, group_args in zip(groups, args, strict=True):
             for launch in group.launches:
-                carried = launch.run(group_args, grads, t, self.skip_nonfinite)
+                carried = launch.run(group_args, grads, t, self._skip_nonfinite)
             if group.carry:
                 group.carry = dict.fromkeys(group.carry, carried)
         first = groups[0]
@@ -380,6 +465,20 @@ class Optimizer:
 
 #: what ``state_dict`` saves in place of a learning-rate schedule
 _SCHEDULE = "schedule"
+
+
+def _hyperparameter(name):
+    """The property ``name``: the first group's value; setting it sets every group's (a new
+    attribute would be ignored by the steps), checked as :class:`ParamGroup` checks it."""
+
+    def get(self):
+        return self._groups[0].args[name]
+
+    def set_(self, value):
+        self._set_hyperparameter(self._groups, name, value)
+
+    return property(get, set_, doc=f"``{name}`` of the first parameter group; setting it "
+                    "sets every group's.")  # fmt: skip
 
 
 def _lr_value(lr):
@@ -600,8 +699,8 @@ class Adam(Optimizer):
         The resolved convention (knobs included).
     nonfinite_skips : ndarray of int64
         Per array, the number of steps skipped for a non-finite gradient.
-    param_groups : list of dict
-        Each group's arrays (indices) and hyperparameters.
+    param_groups : list of ParamGroup
+        Each group's arrays (indices) and hyperparameters, live (``group["lr"] = ...``).
 
     Examples
     --------

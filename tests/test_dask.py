@@ -195,4 +195,21 @@ def test_sharded_errors_leave_the_optimizer_unchanged():
     state = opt.state_dict()
     with pytest.raises(ValueError, match="chunked like the parameters"):
         opt.load_state_dict({**state, "exp_avg": state["exp_avg"].rechunk(2)})
-    assert opt.t == 0 and np.all(opt.params.compute() == 1)
+    with pytest.raises(ValueError, match="lr"):
+        opt.lr = -1.0
+    with pytest.raises(AttributeError, match="only lr changes"):
+        opt.weight_decay = 0.1  # (it was set, and ignored by the steps)
+    assert opt.t == 0 and np.all(opt.params.compute() == 1) and opt.lr == 0.1
+
+
+def test_sharded_lr_set_during_a_run():
+    x = np.linspace(-1, 1, 20)
+    ref = fa.Adam(x.copy(), lr=0.1)
+    opt = fd.Adam(da.from_array(x, chunks=5), lr=0.1)
+    for k, g in enumerate(gradients(6, 20, np.float64)):
+        if k == 3:
+            ref.lr = opt.lr = 0.02
+        ref.step(g)
+        opt.step(da.from_array(g, chunks=5))
+    assert opt.lr == 0.02
+    np.testing.assert_array_equal(opt.params.compute(), ref.params)

@@ -383,6 +383,8 @@ def test_check_html(tmp_path):
 def test_quickstart(capsys):
     ns = run_page("quickstart.md", capsys)
     assert ns["opt"].t >= 1
+    assert [g["lr"] for g in ns["grouped"].param_groups] == [5e-4, 5e-3]
+    assert ns["grouped"].t == 100 and np.all(ns["bias"] > 0)
     assert ns["res"].nit > 0
     x = ns["x"]
     host = x.copy_to_host() if hasattr(x, "copy_to_host") else x

@@ -78,6 +78,87 @@ def test_setting_lr_sets_every_group():
     assert [g["lr"] for g in opt.param_groups] == [0.25, 0.25]
 
 
+@ALL
+def test_setting_a_groups_hyperparameters_as_torch_schedulers_do(name):
+    """``group["lr"] = ...`` on an item of param_groups takes effect at the next step (it
+    was a copy, silently ignored): bitwise equal to the same run with a schedule; one group
+    (the bound steady step) and two."""
+    params, grads = make_data([(5,), (3,)], 8, seed=6)
+    for split in (False, True):
+        live = [p.copy() for p in params]
+        ref = [p.copy() for p in params]
+        groups = [{"params": live[:1]}, {"params": live[1:]}] if split else live
+        opt = _make(name, groups, weight_decay=0.01)
+        ref_opt = _make(name, ref, weight_decay=0.01, lr=lambda t: 0.01 if t <= 3 else 0.004)
+        for t, g in enumerate(grads, start=1):
+            if t == 4:
+                for group in opt.param_groups:
+                    group["lr"] = 0.004
+            opt.step(g)
+            ref_opt.step(g)
+        for a, b in zip(live, ref, strict=True):
+            np.testing.assert_array_equal(a, b)
+        assert [g["lr"] for g in opt.param_groups] == [0.004] * (2 if split else 1)
+        assert opt.state_dict()["group/0/lr"] == 0.004
+
+
+@ALL
+def test_a_refused_group_value_changes_nothing(name):
+    x = np.ones(4)
+    opt = _make(name, x, weight_decay=0.1)
+    opt.step(np.ones(4))
+    (group,) = opt.param_groups
+    before = dict(group)
+    knob = {"adam": "amsgrad", "rmsprop": "centered", "nadam": "decoupled_weight_decay"}[name]
+    cases = [
+        ("lr", -1.0, ValueError, "lr must be"),
+        ("weight_decay", float("nan"), ValueError, "weight_decay"),
+        ("params", [0], ValueError, "fixed"),
+        (knob, True, ValueError, "formula switch"),
+        ("betas", (0.9, 0.99), TypeError, "have no 'betas'"),
+    ]
+    if name == "rmsprop":  # the momentum buffer goes unused: refused, as by load_state_dict
+        cases.append(("momentum", 0.0, ValueError, "uses the state buffers"))
+    for key, value, exc, match in cases:
+        with pytest.raises(exc, match=match):
+            group[key] = value
+        assert dict(group) == before
+    with pytest.raises(TypeError, match="cannot be removed"):
+        del group["lr"]
+    ref = np.ones(4)
+    ref_opt = _make(name, ref, weight_decay=0.1)
+    ref_opt.step(np.ones(4))
+    opt.step(np.full(4, 0.5))
+    ref_opt.step(np.full(4, 0.5))
+    np.testing.assert_array_equal(x, ref)
+
+
+def test_hyperparameter_attributes_set_every_group():
+    """``opt.weight_decay = ...`` sets every group's, as ``opt.lr`` does (it made a new
+    attribute that the steps ignored); a value refused for one group changes none."""
+    w, ref_w = [np.ones(3), np.ones(2)], [np.ones(3), np.ones(2)]
+    opt = fa.Adam([{"params": [w[0]]}, {"params": [w[1]], "weight_decay": 0.5}])
+    ref = fa.Adam(ref_w, weight_decay=0.25)
+    opt.weight_decay = 0.25
+    assert [g["weight_decay"] for g in opt.param_groups] == [0.25, 0.25]
+    assert "weight_decay" not in vars(opt)
+    for _ in range(3):
+        opt.step([np.full(3, 0.1), np.full(2, 0.1)])
+        ref.step([np.full(3, 0.1), np.full(2, 0.1)])
+    for a, b in zip(w, ref_w, strict=True):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="formula switch"):
+        opt.amsgrad = True
+    with pytest.raises(TypeError, match="skip_nonfinite"):
+        opt.skip_nonfinite = "yes"
+    assert opt.amsgrad is False and opt.skip_nonfinite is False
+    v = [np.ones(3), np.ones(2)]
+    rms = fa.RMSProp([{"params": [v[0]], "momentum": 0.9}, {"params": [v[1]]}])
+    with pytest.raises(ValueError, match="uses the state buffers"):
+        rms.momentum = 0.5  # the first group has the buffer, the second not
+    assert [g["momentum"] for g in rms.param_groups] == [0.9, 0.0]
+
+
 # ---------------------------------------------------------------------------------------------
 # complex parameters: real and imaginary parts as independent reals, as torch does
 # ---------------------------------------------------------------------------------------------

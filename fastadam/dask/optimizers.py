@@ -55,6 +55,26 @@ class _Sharded:
         """The number of steps taken."""
         return int(self._scalar.state_dict()["t"])
 
+    @property
+    def lr(self):
+        """The learning rate, a float or a schedule ``lr(t)``; settable, checked as
+        :attr:`fastadam.Adam.lr` checks it."""
+        return self._scalar.lr
+
+    @lr.setter
+    def lr(self, value):
+        self._scalar.lr = value
+        self._hyper = dict(self._hyper, lr=value)
+
+    def __setattr__(self, name, value):
+        # a hyperparameter set as an attribute would be ignored by the steps: refused
+        if not name.startswith("_") and name not in ("params", "state", "lr"):
+            raise AttributeError(
+                f"{type(self).__name__}.{name} cannot be set: only lr changes after "
+                "construction (make a new optimizer, or load a state_dict)"
+            )
+        super().__setattr__(name, value)
+
     def step(self, grads):
         """One step with ``grads``, a dask array chunked like the parameters (one task per
         chunk, on one numba thread); the new parameters and state are persisted."""
