@@ -126,6 +126,17 @@ def test_errors_before_anything_is_scheduled(change, exc, match):
         fd.minimize_batch(**kw)
 
 
+def test_compute_refuses_what_is_not_a_lazy_result():
+    x0, *_ = problems()
+    args = (np.zeros((1, 32)), pk.T[np.newaxis])
+    eager = fa.minimize_batch(pk.fun_and_grad, x0[:2], args=args, jac=True,
+                              options=dict(maxiter=2))  # fmt: skip
+    with pytest.raises(TypeError, match="result of fastadam.dask.minimize_batch"):
+        fd.compute(eager)
+    with pytest.raises(TypeError, match="got dict"):
+        fd.compute({"x": da.zeros(3)})
+
+
 # -- optimizers over dask arrays --------------------------------------------------------------
 SHARDED = [
     ("Adam", dict(lr=0.01, amsgrad=True, weight_decay=0.05)),

@@ -108,10 +108,32 @@ def minimize_batch(
 
 
 def compute(res, **kwargs):
-    """The :class:`~scipy.optimize.OptimizeResult` of numpy arrays of a lazy result of
-    :func:`minimize_batch`, every field computed in one ``dask.compute`` (``kwargs`` go to
-    it: ``scheduler=``...), with ``message`` and ``messages`` as
-    :func:`fastadam.minimize_batch` gives them."""
+    """Compute every field of a lazy result of :func:`minimize_batch` in one
+    ``dask.compute`` (so the fits run once).
+
+    Parameters
+    ----------
+    res : scipy.optimize.OptimizeResult
+        What :func:`minimize_batch` returned (its fields dask arrays).
+    **kwargs
+        Passed to :func:`dask.compute` (``scheduler=``, ...).
+
+    Returns
+    -------
+    scipy.optimize.OptimizeResult
+        The fields as numpy arrays, with ``message`` and ``messages`` as
+        :func:`fastadam.minimize_batch` gives them.
+
+    Raises
+    ------
+    TypeError
+        ``res`` is not such a result.
+    """
+    if not isinstance(res, OptimizeResult) or not isinstance(res.get("status"), da.Array):
+        raise TypeError(
+            "res must be the result of fastadam.dask.minimize_batch (an OptimizeResult of "
+            f"dask arrays), got {type(res).__name__}"
+        )
     names = [k for k, v in res.items() if isinstance(v, da.Array)]
     values = dask.compute(*(res[k] for k in names), **kwargs)
     out = OptimizeResult({k: v for k, v in res.items() if k not in names})
