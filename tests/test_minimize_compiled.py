@@ -354,3 +354,62 @@ def test_compiled_keyboard_interrupt_at_the_first_evaluation(monkeypatch):
     assert "before the first iteration" in res.message and "-1" not in res.message
     assert res.jac is None and np.isnan(res.fun)
     np.testing.assert_array_equal(res.x, 0.0)
+
+
+# -- objectives that write their gradient (the GPU's form) ------------------------------------
+def _rosen_into(x, g, c):
+    """Rosenbrock shifted by ``c``, its gradient written into ``g``: ``fun(x, g, *args)``."""
+    s = 0.0
+    for i in range(x.size):
+        g[i] = 0.0
+    for i in range(x.size - 1):
+        d = x[i + 1] - x[i] ** 2 - c
+        s += 100.0 * d**2 + (1.0 - x[i]) ** 2
+        g[i] += -400.0 * x[i] * d - 2.0 * (1.0 - x[i])
+        g[i + 1] += 200.0 * d
+    return s
+
+
+rosen_into_nb = njit(cache=True)(_rosen_into)
+
+
+@njit(cache=True)
+def rosen_pair_nb(x, c):
+    g = np.empty_like(x)
+    return rosen_into_nb(x, g, c), g
+
+
+@njit(cache=True)
+def rosen_f_nb(x, c):
+    return rosen_into_nb(x, np.empty_like(x), c)
+
+
+@njit(cache=True)
+def rosen_g_into_nb(x, g, c):
+    rosen_into_nb(x, g, c)
+
+
+def test_objectives_that_write_their_gradient():
+    """``fun(x, g, *args) -> f`` (jac=True) and ``jac(x, g, *args)``, the GPU's form, run on
+    the CPU too (told by their number of parameters), compiled, on the Python path (a plain
+    Python function) and from users' @njit code: the same iterates as ``(f, g)``, bitwise."""
+    x0 = np.array([[-1.2, 1.0, 0.5], [0.3, -0.4, 2.0]])
+    c = np.array([0.1, -0.2])
+    opts = dict(lr=1e-2, maxiter=300, gtol=0.0)
+    into = fa.minimize_batch(rosen_into_nb, x0, args=(c,), jac=True, options=opts)
+    sep = fa.minimize_batch(rosen_f_nb, x0, args=(c,), jac=rosen_g_into_nb, options=opts)
+    assert into.compiled and sep.compiled
+    python = dict(opts, compiled=False)
+    for i in range(2):  # references: the Python loop, with (f, g) and with the plain function
+        ref = fa.minimize(rosen_pair_nb, x0[i], args=(c[i],), jac=True, options=python)
+        py = fa.minimize(_rosen_into, x0[i], args=(c[i],), jac=True, options=python)
+        for res in (into, sep, py):
+            for field in ("x", "jac", "fun", "nit", "nfev", "best_x"):
+                got = res[field] if res is py else res[field][i]
+                np.testing.assert_array_equal(got, ref[field], err_msg=field)
+    res = fa.minimize_njit(rosen_into_nb, None, x0[0], (c[0],), fa.njit_options(**opts))
+    np.testing.assert_array_equal(res.x, into.x[0])
+    # a jac of len(args) + 2 parameters that returns its gradient (args forgotten?): an
+    # error, not the uninitialized output array taken as the gradient
+    with pytest.raises(TypeError, match="must return None"):
+        fa.minimize(lambda x, c: 0.0, x0[0], args=(0.1,), jac=lambda x, d, c: 2 * x)

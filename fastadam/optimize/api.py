@@ -62,7 +62,10 @@ def minimize(
     jac : callable, True, None, False or {'2-point', '3-point', 'cs'}, optional
         The gradient, ``jac(x, *args) -> array_like`` of shape (n,) (any array-like of real
         numbers; it is converted to a contiguous array of ``x``'s dtype); ``True`` if ``fun``
-        returns ``(f, gradient)``; otherwise finite differences by scipy's own
+        returns ``(f, gradient)``. Or, as on the GPU, the gradient written into an output
+        array: ``jac(x, g, *args)``, or ``fun(x, g, *args) -> f`` with ``True`` (told by
+        their parameters without a default: ``len(args) + 2`` of them; no array is
+        allocated per evaluation). Otherwise finite differences by scipy's own
         ``scipy.optimize._numdiff.approx_derivative`` with that scheme (None and False:
         ``'2-point'``, forward differences; ``'cs'``, the complex step, needs a ``fun`` that
         takes complex ``x``), its steps kept inside ``bounds``. A finite-difference gradient
@@ -225,7 +228,9 @@ def minimize_batch(
       function, or a plain Python function), one thread per problem. The gradient goes
       into an output argument: ``fun(x, g, *args_i) -> f`` with ``jac=True``, or
       ``jac(x, g, *args_i)``. No callback, ``lr`` schedule or finite differences there;
-      the results (numpy arrays) agree with the CPU's to rounding.
+      the results (numpy arrays) agree with the CPU's to rounding. The CPU takes these
+      objectives too (see ``jac`` in :func:`fastadam.minimize`): a plain Python function
+      written once runs under ``numba.njit`` on the CPU and as it is on the GPU.
 
     Parameters
     ----------

@@ -30,11 +30,28 @@ from ..cpu.compile import jit
 from . import engine
 from .engine import copy_serial as copy_
 from .engine import pick
+from .evaluate import required_positional, writes_gradient
 from .status import BAD_JAC_SIZE, INTERRUPTED, MAXTIME, NONFINITE_FUN, NONFINITE_JAC, RUNNING
 
 
-def _evaluate(fun, jac, x, args):
-    """``(f, g)`` at ``x``: ``fun`` and ``jac``, or ``fun`` alone when ``jac`` is None."""
+def _evaluate(fun, jac, x, args, out):
+    """``(f, g)`` at ``x``: ``fun`` and ``jac``, or ``fun`` alone when ``jac`` is None; an
+    objective that writes its gradient (:func:`_writes`) writes it into ``out``."""
+
+
+def _scratch(fun, jac, x, args):
+    """An array like ``x`` for an objective that writes its gradient (else an empty one)."""
+
+
+def _writes(fun, jac, args):
+    """Whether the numba function types ``fun``/``jac`` write the gradient into an output
+    argument (:func:`fastadam.optimize.evaluate.writes_gradient`), from their types."""
+    source = fun if isinstance(jac, types.NoneType) else jac
+    if isinstance(source, types.Dispatcher):
+        count = required_positional(source.dispatcher.py_func)
+    else:
+        count = len(source.signature.args)
+    return count == len(args) + 2
 
 
 def _as_gradient(g, x):
@@ -91,21 +108,51 @@ def _as_gradient_impl(g, x):
 
 
 @overload(_evaluate)
-def _evaluate_impl(fun, jac, x, args):
-    if isinstance(jac, types.NoneType):
+def _evaluate_impl(fun, jac, x, args, out):
+    combined = isinstance(jac, types.NoneType)
+    if _writes(fun, jac, args):
+        if combined:
+            return lambda fun, jac, x, args, out: (_as_float(fun(x, out, *args)), out)
 
-        def combined(fun, jac, x, args):
+        def separate_into(fun, jac, x, args, out):
+            f = fun(x, *args)
+            jac(x, out, *args)
+            return _as_float(f), out
+
+        return separate_into
+    if combined:
+
+        def combined_(fun, jac, x, args, out):
             f, g = fun(x, *args)
             return _as_float(f), _as_gradient(g, x)
 
-        return combined
+        return combined_
 
-    def separate(fun, jac, x, args):
+    def separate(fun, jac, x, args, out):
         f = fun(x, *args)
         g = jac(x, *args)
         return _as_float(f), _as_gradient(g, x)
 
     return separate
+
+
+@overload(_scratch)
+def _scratch_impl(fun, jac, x, args):
+    if _writes(fun, jac, args):
+        return lambda fun, jac, x, args: np.empty_like(x)
+    return lambda fun, jac, x, args: np.empty(0, x.dtype)
+
+
+def _freed(fun, jac, args, g, spare):
+    """The array the next evaluation writes into, once ``g`` is no longer needed: ``g``
+    for an objective that writes its gradient; else ``spare`` (not keeping ``g`` alive)."""
+
+
+@overload(_freed)
+def _freed_impl(fun, jac, args, g, spare):
+    if _writes(fun, jac, args):
+        return lambda fun, jac, args, g, spare: g
+    return lambda fun, jac, args, g, spare: spare
 
 
 def run_problem(fun, jac, args, batched, ws, i, p, hyper, carry, ctl, nsteps, start):
@@ -117,8 +164,11 @@ def run_problem(fun, jac, args, batched, ws, i, p, hyper, carry, ctl, nsteps, st
     glast = ws.glast[i]
     a = pick(args, i, batched)
     g = glast
+    # An objective that writes its gradient writes into the one of these two arrays that
+    # does not hold the last accepted gradient (else spare is unused).
+    spare = _scratch(fun, jac, x, a)
     if start:
-        f, g = _evaluate(fun, jac, x, a)
+        f, g = _evaluate(fun, jac, x, a, spare)
         p.nfev += 1
         p.njev += 1
         code = check_(ws, i, g, f, p, ctl)  # noqa: F821 - bound by jit()
@@ -126,12 +176,13 @@ def run_problem(fun, jac, args, batched, ws, i, p, hyper, carry, ctl, nsteps, st
             copy_(g, glast)
         if code != RUNNING:
             return code
+        spare = glast
     code = RUNNING
     evaluations = 0  # (counted here, stored once: a record field written per iteration
     # costs more than a small problem's update)
     for _ in range(nsteps):
         update_(ws, i, g, hyper, carry, p)  # noqa: F821
-        f, gnew = _evaluate(fun, jac, x, a)
+        f, gnew = _evaluate(fun, jac, x, a, spare)
         evaluations += 1
         code = check_(ws, i, gnew, f, p, ctl)  # noqa: F821
         if code != RUNNING:
@@ -140,6 +191,7 @@ def run_problem(fun, jac, args, batched, ws, i, p, hyper, carry, ctl, nsteps, st
             elif code != BAD_JAC_SIZE:
                 copy_(gnew, glast)
             break
+        spare = _freed(fun, jac, a, g, spare)
         g = gnew
     if code == RUNNING:
         copy_(g, glast)
@@ -236,9 +288,20 @@ def specialize(fun, jac, args, batched, run, cached_loop):
         argtypes = (typeof(ws.x[0]),) + _problem_types(args)
     except ValueError as exc:  # numba cannot type an argument
         raise TypeError(str(exc)) from exc
-    ft = _function_type(fun, argtypes, "fun")
-    jt = types.none if jac is None else _function_type(jac, argtypes, "jac")
-    _check_returns(ft, jt, argtypes[0])
+    if writes_gradient(fun, True if jac is None else jac, len(args)):  # f(x, g, *args)
+        into = (argtypes[0], *argtypes)
+        ft = _function_type(fun, into if jac is None else argtypes, "fun")
+        jt = types.none if jac is None else _function_type(jac, into, "jac")
+        if jac is not None and jt.signature.return_type != types.none:
+            raise TypeError("jac(x, g, *args) must return None")  # the Python loop explains
+        if not _real_scalar(ft.signature.return_type):
+            raise TypeError(
+                f"fun must return a real number; it returns {ft.signature.return_type}"
+            )
+    else:
+        ft = _function_type(fun, argtypes, "fun")
+        jt = types.none if jac is None else _function_type(jac, argtypes, "jac")
+        _check_returns(ft, jt, argtypes[0])
     values = (args, batched, ws, run.progress, run.hyper, run.carry, run.cfg.controls)
     sig = (ft, jt) + tuple(typeof(v) for v in values) + (types.int64, types.boolean)
     try:

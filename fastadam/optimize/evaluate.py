@@ -7,6 +7,7 @@ For ``minimize`` (``batch=False``) ``fun(x, *args)`` takes the live 1-D iterate;
 each per-problem argument sliced to those rows, and returns their objective values.
 """
 
+import inspect
 import numbers
 
 import numpy as np
@@ -31,6 +32,40 @@ def jac_mode(jac):
             raise ValueError(f"jac must be {_JAC_VALUES}; got {jac!r}")
         return FINITE_DIFF, jac
     raise TypeError(f"jac must be {_JAC_VALUES}; got {jac!r}")
+
+
+def required_positional(func):
+    """The number of positional parameters without a default of ``func`` (of the Python
+    function behind a numba function); None when it takes ``*args`` or cannot be told."""
+    func = getattr(func, "py_func", func)
+    try:
+        params = inspect.signature(func).parameters.values()
+    except (TypeError, ValueError):
+        return None
+    kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    if any(p.kind == inspect.Parameter.VAR_POSITIONAL for p in params):
+        return None
+    return sum(p.kind in kinds and p.default is inspect.Parameter.empty for p in params)
+
+
+def writes_gradient(fun, jac, nargs):
+    """Whether the gradient comes in an output argument, as on the GPU: ``fun(x, g, *args)
+    -> f`` with ``jac=True``, or ``jac(x, g, *args)``. Told by the parameters of the
+    function that gives the gradient: ``2 + nargs`` of them without a default, against
+    scipy's ``fun(x, *args) -> (f, g)`` and ``jac(x, *args) -> g``."""
+    source = fun if jac is True else jac
+    return callable(source) and required_positional(source) == nargs + 2
+
+
+def _into(returned, out):
+    """``out``, which a ``jac`` that writes the gradient has filled; it must return None."""
+    if returned is not None:
+        raise TypeError(
+            "jac takes len(args) + 2 parameters, so it is called as jac(x, g, *args) to write "
+            f"the gradient into g, and must return None; it returned {type(returned).__name__}"
+            " (if it returns the gradient, check args)"
+        )
+    return out
 
 
 def at(k):
@@ -135,6 +170,14 @@ class Evaluator:
         self.dtype = x.dtype
         if self.mode == FINITE_DIFF:
             self.fd = _FiniteDifferences(fun, scheme, cfg, lo, hi, batch)
+        self._writes = {}  # number of arguments -> writes_gradient
+
+    def _gradient_out(self, args, shape):
+        """A new array for the gradient when the objective writes it (else None)."""
+        writes = self._writes.get(len(args))
+        if writes is None:
+            writes = self._writes[len(args)] = writes_gradient(self.fun, self.jac, len(args))
+        return np.empty(shape, self.dtype) if writes else None
 
     def counts(self):
         """``(nfev, njev)`` per problem."""
@@ -146,14 +189,15 @@ class Evaluator:
         is taken as it is (the common case, checked in a few attribute reads)."""
         x = self.x0
         args = (*extra, *self.args) if extra else self.args
+        out = self._gradient_out(args, self.gshape)
         if self.mode == COMBINED:
-            f, g = split(self.fun(x, *args))
+            f, g = (self.fun(x, out, *args), out) if out is not None else split(self.fun(x, *args))
         else:
             f = self.fun(x, *args)
         self.evaluations += 1
         if self.mode == SEPARATE:
             try:
-                g = self.jac(x, *args)
+                g = self.jac(x, *args) if out is None else _into(self.jac(x, out, *args), out)
             except BaseException:
                 self.nfev += 1
                 self.evaluations -= 1
@@ -191,14 +235,15 @@ class Evaluator:
             X = self.x if full else self.x[active]
         else:
             X = self.x[0]  # the live iterate
+        shape = (active.size, self.x.shape[1])
+        out = self._gradient_out(args, shape)
         if self.mode == COMBINED:
-            f, g = split(self.fun(X, *args))
+            f, g = (self.fun(X, out, *args), out) if out is not None else split(self.fun(X, *args))
         else:
             f = self.fun(X, *args)
         self._count(self.nfev, active, full)
         if self.mode == SEPARATE:
-            g = self.jac(X, *args)
-        shape = (active.size, self.x.shape[1])
+            g = self.jac(X, *args) if out is None else _into(self.jac(X, out, *args), out)
         if self.batch:
             F = _objective_values(f, active.size, self.k)
         else:
