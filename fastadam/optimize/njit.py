@@ -256,9 +256,12 @@ def minimize_njit(fun, jac, x0, args, options):
     Parameters
     ----------
     fun : numba function
-        ``fun(x, *args) -> float``, or ``-> (float, gradient)`` when ``jac`` is None.
+        ``fun(x, *args) -> float``, or ``-> (float, gradient)`` when ``jac`` is None, or
+        ``fun(x, g, *args) -> float`` writing the gradient into ``g`` when ``jac`` is None
+        (the GPU's form, told by its ``len(args) + 2`` parameters).
     jac : numba function or None
-        ``jac(x, *args) -> ndarray`` of ``x``'s size; None when ``fun`` returns both.
+        ``jac(x, *args) -> ndarray`` of ``x``'s size, or ``jac(x, g, *args)`` writing it
+        into ``g``; None when ``fun`` gives both.
     x0 : ndarray
         1-D float64 or float32 starting point (not modified).
     args : tuple
