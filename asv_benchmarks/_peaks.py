@@ -118,6 +118,22 @@ def fastadam_compiled(x0, y, iters):
     )  # fmt: skip
 
 
+@njit(cache=True)
+def fun_into(p, g, y, t):
+    """The objective of one problem writing its gradient into ``g`` (the GPU's form, which
+    the CPU takes too)."""
+    return evaluate_into(p, y, t, g)
+
+
+def fastadam_compiled_into(x0, y, iters):
+    import fastadam as fa
+
+    return fa.minimize_batch(
+        fun_into, x0, args=(y, T[np.newaxis]), jac=True,
+        options=dict(lr=LR, maxiter=iters, gtol=0.0, track_best=False),
+    )  # fmt: skip
+
+
 def fastadam_vectorized(x0, y, iters):
     import fastadam as fa
 

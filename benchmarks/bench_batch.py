@@ -8,6 +8,9 @@ Rows, each the best of ``--repeat`` runs after a warm-up (compile time excluded)
 fastadam compiled
     ``fa.minimize_batch`` with the ``@njit`` objective of one problem (``jac=True``), the
     problems over numba's threads.
+fastadam compiled (writes g)
+    the same with the objective in the GPU's form, ``fun(p, g, y, t) -> f`` (no array
+    allocated per evaluation).
 fastadam vectorized
     ``fa.minimize_batch`` with a numpy objective over the rows of the problems running.
 floor: numba prange loop
@@ -57,6 +60,11 @@ def contenders(iters, scipy_max):
     jax_run = pk.make_jax(iters)
     rows = [
         ("fastadam compiled", lambda x0, y: pk.fastadam_compiled(x0, y, iters).x, None),
+        (
+            "fastadam compiled (writes g)",
+            lambda x0, y: pk.fastadam_compiled_into(x0, y, iters).x,
+            None,
+        ),  # fmt: skip
         ("fastadam vectorized", lambda x0, y: pk.fastadam_vectorized(x0, y, iters).x, None),
         (
             "floor: numba prange loop",
