@@ -201,6 +201,9 @@ def _raises(exc, match, **kw):
         (dict(args=(np.zeros((B, N), dtype=object), 1.0)), TypeError, "args\\[0\\] has dtype"),
         (dict(fun=np.sum), TypeError, "fun must be a numba-cuda device function"),
         (dict(jac=np.sum), TypeError, "jac must be a numba-cuda device function"),
+        # the CPU's (f, g) form: refused before numba-cuda types it
+        (dict(fun=lambda x, c, w: (0.0, x)), TypeError, "fun must take 4 parameters, it takes 3"),
+        (dict(fun=lambda x, c, w: 0.0, jac=lambda x, c, w: x), TypeError, "jac must take 4"),
     ],
 )
 def test_errors_before_anything_runs(kw, exc, match):

@@ -15,7 +15,7 @@ from numba.extending import is_jitted
 from ..optimizers import cuda_module, is_cuda_array
 from . import compiled, engine, loop, results
 from . import options as options_
-from .evaluate import Evaluator, jac_mode
+from .evaluate import Evaluator, jac_mode, required_positional
 
 __all__ = ["minimize", "minimize_batch"]
 
@@ -421,6 +421,23 @@ def _device_refusal(jac, callback, cfg):
     return None
 
 
+def _check_device_form(fun, jac, nargs):
+    """TypeError unless the gradient goes into an output argument (device code allocates
+    no arrays), told by the parameters, before anything compiles (a numba-cuda typing
+    error otherwise)."""
+    counts = {"fun": required_positional(fun)}
+    if jac is not True:
+        counts["jac"] = required_positional(jac)
+    wanted = {"fun": nargs + (2 if jac is True else 1), "jac": nargs + 2}
+    for name, count in counts.items():
+        if count is not None and count != wanted[name]:
+            raise TypeError(
+                f"on the GPU the gradient is written into an output argument: fun(x, g, "
+                f"*args) -> f with jac=True, or fun(x, *args) -> f and jac(x, g, *args); with "
+                f"{nargs} args, {name} must take {wanted[name]} parameters, it takes {count}"
+            )
+
+
 def _solve_on_device(fun, X0, args, jac, callback, cfg, lo, hi, batch):
     """:func:`solve` on the GPU (:mod:`fastadam.cuda.minimize`): everything is checked
     and compiled before the run starts."""
@@ -430,6 +447,7 @@ def _solve_on_device(fun, X0, args, jac, callback, cfg, lo, hi, batch):
     gpu = _gpu()
     dfun = gpu.compile_objective(fun, "fun")
     djac = None if jac is True else gpu.compile_objective(jac, "jac")
+    _check_device_form(fun, jac, len(args))
     dargs, kinds = gpu.device_args(args, X0.shape[0], batch)
     run = _new_run(X0, lo, hi, cfg, keep_gradient=True)
     printer = _Printer(cfg, batch) if (cfg.disp or cfg.progress) else None
