@@ -236,7 +236,8 @@ def _probe(fun, x0, parts, method, jac, bounds, tol, opts, b):
     options_.resolve(method, opts, tol, batch=b)  # every per-problem value, checked here
     rows = min(2, x0.chunks[0][0])  # two problems of the first chunk: the variant it runs
     x = x0[:rows].compute()
-    args = tuple(_local(p[0])[:rows] if kind == "rows" else _local(p) for kind, p in parts)
+    # (the rows sliced before computing: not the whole first chunk of a dask argument)
+    args = tuple(_local(p[0][:rows]) if kind == "rows" else _local(p) for kind, p in parts)
     small = {k: (v[:rows] if isinstance(v, np.ndarray) else v) for k, v in opts.items()}
     if isinstance(small.get("betas"), tuple):
         small["betas"] = tuple(v[:rows] if isinstance(v, np.ndarray) else v
