@@ -7,6 +7,7 @@ Run on a machine with an NVIDIA GPU (``benchmarks/gpu_run.sh`` runs it):
         [--iters 300] [--csv table.csv]
     python benchmarks/bench_batch_gpu.py --check      # correctness only (also sanitizer)
     python benchmarks/bench_batch_gpu.py --sim        # a tiny run on the CUDA simulator
+    python benchmarks/bench_batch_gpu.py --variants --sizes 1000000   # kernel variants
 
 Rows, each the best of 3 runs after a warm-up (compile time reported apart):
 
@@ -55,9 +56,11 @@ def peak(p, g, y, t):
 
 
 def fit_gpu(x0, y, iters, dtype, stop=None):
+    """``y``: host data (copied at each call), or already on the device in ``dtype``."""
     opts = dict(dict(lr=pk.LR, maxiter=iters, gtol=0.0, track_best=False), **(stop or {}))
     x0 = cuda.to_device(x0.astype(dtype))
-    args = (y.astype(dtype), pk.T[np.newaxis].astype(dtype))
+    y = y.astype(dtype) if isinstance(y, np.ndarray) else y
+    args = (y, pk.T[np.newaxis].astype(dtype))
     return fa.minimize_batch(peak, x0, args=args, jac=True, options=opts)
 
 
@@ -135,6 +138,57 @@ def measure(sizes, iters, csv_path):
             w.writerows(rows)
 
 
+#: (threads per block, max registers per thread, order of the data on the device)
+VARIANTS = [
+    (64, None, "C"),
+    (128, None, "C"),
+    (64, None, "F"),
+    (128, 96, "C"),
+    (128, 64, "C"),
+    (128, 64, "F"),
+]
+
+
+def variants(sizes, iters):
+    """The kernel's launch shape, register cap and the data's order ("F": column-major, so
+    that a warp's threads read consecutive addresses) against the default; the data is on
+    the device in every row (no transfer timed). Returns the number of failures."""
+    from fastadam.cuda import minimize as gpu
+
+    saved, failures = (gpu.THREADS_PER_BLOCK, gpu.MAX_REGISTERS), 0
+    try:
+        for b in sizes:
+            y, _, x0 = pk.data(b)
+            for dtype in (np.float64, np.float32):
+                ref = None
+                for tpb, regs, order in VARIANTS:
+                    gpu.THREADS_PER_BLOCK, gpu.MAX_REGISTERS = tpb, regs
+                    host = y.astype(dtype)
+                    yd = cuda.to_device(np.asfortranarray(host) if order == "F" else host)
+                    t0 = time.perf_counter()
+                    res = fit_gpu(x0, yd, iters, dtype)
+                    first = time.perf_counter() - t0
+                    seconds = best_of(fit_gpu, x0, yd, iters, dtype, repeat=2)
+                    ref = res.x if ref is None else ref
+                    same = bool(np.array_equal(res.x, ref))
+                    failures += not same
+                    print(f"variant {np.dtype(dtype).name} B={b:>8d} threads={tpb:3d} "
+                          f"max_registers={regs!s:4s} data={order}  {seconds:8.4f} s  "
+                          f"{seconds / b * 1e6:7.3f} µs/problem  first {first:5.2f} s  "
+                          f"x {'bitwise =' if same else 'DIFFERS from'} the first row",
+                          flush=True)  # fmt: skip
+                t0 = time.perf_counter()
+                fit_gpu(x0, yd, 1, dtype)
+                print(
+                    f"variant {np.dtype(dtype).name} B={b:>8d} one iteration (setup, "
+                    f"transfers, results): {time.perf_counter() - t0:.4f} s",
+                    flush=True,
+                )
+    finally:
+        gpu.THREADS_PER_BLOCK, gpu.MAX_REGISTERS = saved
+    return failures
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[1000, 10_000, 100_000, 1_000_000])
@@ -142,12 +196,16 @@ def main():
     ap.add_argument("--csv", default=None, help="write the table here")
     ap.add_argument("--check", action="store_true", help="correctness only")
     ap.add_argument("--sim", action="store_true", help="a tiny run on the CUDA simulator")
+    ap.add_argument("--variants", action="store_true",
+                    help="launch shapes, register caps and data orders (at --sizes)")  # fmt: skip
     args = ap.parse_args()
     if args.sim:
         from fastadam.cuda import minimize as gpu
 
         gpu.THREADS_PER_BLOCK = 2
         failures = check(4, 20)
+    elif args.variants:
+        failures = variants(args.sizes, args.iters)
     else:
         failures = check(1000, args.iters)
         if not args.check:

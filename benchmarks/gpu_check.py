@@ -9,7 +9,7 @@ runs it with the real-GPU tests and compute-sanitizer):
    optimizer against the CPU optimizer (float64 to 1e-12, float32 to 2e-5: the GPU may
    contract multiply-adds into FMAs; where a case amplifies rounding errors, as centered
    RMSProp's ``v - mean²`` does, the tolerance is 8 times the error the CPU itself makes in
-   float32 against float64 on that case, scaled to the dtype's epsilon), each device array
+   float32 against float64 on the same inputs, scaled to the dtype's epsilon), each device array
    placed between NaN guards in one
    allocation (guards of 16 elements keep it 16-byte aligned, for the vector kernels; of 1
    element, misaligned, for the scalar kernels), so that writes past either end and
@@ -23,8 +23,9 @@ runs it with the real-GPU tests and compute-sanitizer):
    on numba, CuPy and torch arrays, cached launches against numba's dispatcher, vector
    against scalar kernels, NAdam, and a CuPy ElementwiseKernel.
 
-``--sanitize`` runs a small correctness pass only (for compute-sanitizer); ``--sim`` a tiny
-one on the CUDA simulator (a smoke test of this script, run by the tests).
+``--correctness`` runs part 1 only; ``--sanitize`` a small correctness pass only (for
+compute-sanitizer); ``--sim`` a tiny one on the CUDA simulator (a smoke test of this
+script, run by the tests).
 """
 
 import argparse
@@ -106,16 +107,17 @@ def _worst(expected, blocks, guard):
     return worst
 
 
-def amplification(cls, kw, sizes, steps, rng):
-    """How much a case amplifies rounding: the CPU's own float32 error against float64 on
-    the same inputs, in units of float32's epsilon (at least 1)."""
-    host = [rng.standard_normal(n).astype(np.float32) for n in sizes]
+def amplification(cls, kw, host, grads):
+    """How much a case amplifies rounding on these inputs: the CPU's own float32 error
+    against float64, on the inputs rounded to float32, in units of float32's epsilon (at
+    least 1). Measured on the inputs of the comparison itself: the worst element of a case
+    that cancels, as centered RMSProp's ``v - mean²`` does, depends on the draw."""
+    host = [h.astype(np.float32) for h in host]
     single = getattr(fa, cls)([h.copy() for h in host], **kw)
     double = getattr(fa, cls)([h.astype(np.float64) for h in host], **kw)
-    for _ in range(steps):
-        grads = [rng.standard_normal(n).astype(np.float32) for n in sizes]
-        single.step(grads)
-        double.step([g.astype(np.float64) for g in grads])
+    for step in grads:
+        single.step([g.astype(np.float32) for g in step])
+        double.step([g.astype(np.float32).astype(np.float64) for g in step])
     err = max(
         float(np.max(np.abs(a - b) / (np.abs(b) + 1)))
         for a, b in zip(single.params, double.params, strict=True)
@@ -123,19 +125,20 @@ def amplification(cls, kw, sizes, steps, rng):
     return max(1.0, err / np.finfo(np.float32).eps)
 
 
-def check_case(cls, kw, dtype, sizes, steps, layout, rng, amplified=1.0):
+def check_case(cls, kw, dtype, sizes, steps, layout, rng, amplify=False):
     guard = GUARDS[layout]
-    tol = max(TOL[dtype], 8 * amplified * np.finfo(dtype).eps)
     host = [rng.standard_normal(n).astype(dtype) for n in sizes]
+    grads = [[rng.standard_normal(n).astype(dtype) for n in sizes] for _ in range(steps)]
+    amplified = amplification(cls, kw, host, grads) if amplify else 1.0
+    tol = max(TOL[dtype], 8 * amplified * np.finfo(dtype).eps)
     blocks, dev = _guarded(host, guard)
     kind = getattr(fa, cls).algorithm.name  # AdamW runs the "adam" kernels
     lanes = fc.kernel_for(kind, {np.dtype(dtype)}, [fc.data_pointer(d) for d in dev])[1]
     opt_h = getattr(fa, cls)([h.copy() for h in host], **kw)
     opt_d = getattr(fa, cls)(dev, **kw)
-    for _ in range(steps):
-        grads = [rng.standard_normal(n).astype(dtype) for n in sizes]
-        opt_h.step(grads)
-        opt_d.step([cuda.to_device(g) for g in grads])
+    for step in grads:
+        opt_h.step(step)
+        opt_d.step([cuda.to_device(g) for g in step])
     cuda.synchronize()
     worst = _worst(opt_h.params, blocks, guard)
     ok = worst <= tol
@@ -148,10 +151,9 @@ def check_correctness(sizes, steps=20, cases=CASES, layouts=tuple(GUARDS), longe
     rng = np.random.default_rng(0)
     failures = 0
     for cls, kw in cases:
-        amplified = amplification(cls, kw, sizes, steps, rng)
         for dtype in (np.float32, np.float64):
             for layout in layouts:
-                failures += check_case(cls, kw, dtype, sizes, steps, layout, rng, amplified)
+                failures += check_case(cls, kw, dtype, sizes, steps, layout, rng, True)
     # a long list: several launches of at most MAX_ARRAYS_PER_LAUNCH arrays
     many = [int(s) for s in rng.integers(1, longest, 30)]
     failures += check_case("Adam", dict(amsgrad=True), np.float32, many, steps, "aligned", rng)
@@ -416,6 +418,7 @@ def main():
     ap.add_argument("--csv", default=None, help="write the size sweep here (figure table)")
     ap.add_argument("--sanitize", action="store_true", help="small correctness pass only")
     ap.add_argument("--no-sweep", action="store_true", help="skip the size sweep")
+    ap.add_argument("--correctness", action="store_true", help="the correctness part only")
     ap.add_argument("--sim", action="store_true", help="tiny run on the CUDA simulator")
     args = ap.parse_args()
     dev = "simulator" if args.sim else cuda.get_current_device().name
@@ -433,7 +436,7 @@ def main():
         failures = check_correctness((1, 1000, 1 << 20, 3_000_017))
     print(f"correctness: {failures} failure(s)", flush=True)
     lines = [f"# fastadam GPU check, {today}, {dev}", "", f"correctness failures: {failures}"]
-    if not (args.sim or args.sanitize):
+    if not (args.sim or args.sanitize or args.correctness):
         rows = [] if args.no_sweep else sweep(range(10, args.log + 1, 2), dev)
         if args.csv and rows:
             with open(args.csv, "w", newline="") as f:

@@ -11,13 +11,15 @@
 #     --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
 #     --platform manylinux2014_x86_64 -d .whl numpy==2.4.6
 # then run, carrying .whl:  bash benchmarks/gpu_run.sh "$OUT" [check] [tests] [sanitize]
-# [minimize] [batch] [host] (by default check, tests, sanitize, minimize and batch, in that
-# order; minimize runs tests/test_minimize_gpu.py, batch benchmarks/bench_batch_gpu.py and
-# memcheck on minimize_batch's kernel; host runs benchmarks/gpu_host.py).
+# [minimize] [batch] [host] [correct] [variants] (by default check, tests, sanitize, minimize
+# and batch, in that order; minimize runs tests/test_minimize_gpu.py, batch
+# benchmarks/bench_batch_gpu.py and memcheck on minimize_batch's kernel; host runs
+# benchmarks/gpu_host.py; correct gpu_check's correctness part alone; variants the minimize
+# kernel's launch shapes, register caps and data orders at 10^6 problems).
 # Results land in the given folder: env.txt, pytest.txt, memcheck.txt, racecheck.txt,
 # gpu_check.txt, gpu.md (the table for docs/performance.md), bandwidth_gpu.csv (for
 # docs/data/), pytest_minimize.txt, batch_gpu.txt, batch_fit_gpu.csv, memcheck_minimize.txt,
-# gpu_host.txt.
+# gpu_host.txt, variants.txt.
 set -u
 out=${1:-gpu-results}
 mkdir -p "$out"
@@ -83,6 +85,17 @@ for step in $steps; do
         echo "gpu_host exit $?"
         tail -40 "$out/gpu_host.txt"
         ;;
-    *) echo "unknown step $step (check, tests, sanitize, minimize, batch, host)" ;;
+    correct)  # gpu_check's correctness part alone
+        timeout $T_CHECK python3 benchmarks/gpu_check.py --correctness >"$out/gpu_check.txt" 2>&1
+        echo "gpu_check --correctness exit $?"
+        grep -v "^ok " "$out/gpu_check.txt" | tail -30
+        ;;
+    variants)  # the minimize kernel's launch shape, register cap and data order
+        timeout $T_CHECK python3 benchmarks/bench_batch_gpu.py --variants --sizes 1000000 \
+            >"$out/variants.txt" 2>&1
+        echo "bench_batch_gpu --variants exit $?"
+        grep -v Warning "$out/variants.txt" | tail -30
+        ;;
+    *) echo "unknown step $step (check, tests, sanitize, minimize, batch, host, correct, variants)" ;;
     esac
 done

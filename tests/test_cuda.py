@@ -547,6 +547,21 @@ def test_small_arrays_launch_without_numba_occupancy_warnings():
     assert np.all(x.copy_to_host() < 1)
 
 
+@pytest.mark.parametrize("colour", [("", ""), ("\x1b[1m", "\x1b[0m")])
+def test_the_occupancy_warning_is_silenced_as_numba_words_it(colour):
+    # numba-cuda wraps its warnings' messages in colour codes where colorama is installed
+    # (on the H200, not on CI); the filter has to match both
+    from numba.cuda.core.errors import NumbaPerformanceWarning
+
+    msg = "Grid size 3 will likely result in GPU under-utilization due to low occupancy."
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with fc.quiet_launches():
+            warnings.warn(colour[0] + msg + colour[1], NumbaPerformanceWarning, stacklevel=1)
+        with pytest.raises(NumbaPerformanceWarning):  # only inside
+            warnings.warn(colour[0] + msg + colour[1], NumbaPerformanceWarning, stacklevel=1)
+
+
 def test_the_launch_helper_is_not_shadowed_by_a_submodule():
     """``fc.launch`` is the launch helper, also after every submodule has been imported
     (a submodule named ``launch`` would replace it as the package's attribute)."""

@@ -95,7 +95,10 @@ def assert_same(res, ref, exact):
 CASES = {
     "adam": dict(amsgrad=True, weight_decay=0.01, lr=np.linspace(0.01, 0.05, B)),
     "adamw": dict(lr=0.03, weight_decay=0.1, betas=(0.8, np.linspace(0.99, 0.999, B))),
-    "rmsprop": dict(lr=0.01, momentum=0.5, convention="keras"),
+    # (an lr at which no problem reaches its minimum in 105 iterations: there the gradient
+    # is rounding, and RMSProp's normalised step turns the GPU's fused multiply-adds in the
+    # objective into differences of order lr, 3e-6 measured on an H200 at lr=0.01)
+    "rmsprop": dict(lr=0.003, momentum=0.5, convention="keras"),
     "nadam": dict(lr=0.02, convention="optax"),
 }
 
@@ -164,6 +167,8 @@ def cpu_blows_up(x, c, w):
     return (math.inf if x[0] > 0.9 else f), g
 
 
+# (a grid of one block: numba-cuda's low-occupancy warning must not reach the user)
+@pytest.mark.filterwarnings("error:.*Grid size")
 def test_minimize_one_problem_on_the_device():
     x0, c, w = data()
     opts = dict(lr=0.05, maxiter=50, gtol=0.0)

@@ -357,13 +357,19 @@ def launch(kind, ps, gs, s1, s2, s3, coef, skip_nonfinite, index, bad, skipped, 
                                                         skipped)  # fmt: skip
 
 
+#: numba-cuda's low-occupancy warning, as a ``warnings`` filter's ``message`` (matched from
+#: the start of the message, colour codes included)
+OCCUPANCY_WARNING = r"(\x1b\[[0-9;]*m)*Grid size \d+ will likely result in GPU under-util"
+
+
 @contextlib.contextmanager
 def quiet_launches():
     """Launch through numba's dispatcher without its low-occupancy warning: a small array
     gets a small grid by design (numba-cuda warns below two blocks per multiprocessor)."""
     with warnings.catch_warnings():
-        # numba-cuda's own NumbaPerformanceWarning class (not numba.core's): by message
-        warnings.filterwarnings("ignore", r"Grid size \d+ will likely result in GPU under-util")
+        # numba-cuda's own NumbaPerformanceWarning class (not numba.core's): by message,
+        # which numba wraps in terminal colour codes where colorama is installed
+        warnings.filterwarnings("ignore", OCCUPANCY_WARNING)
         yield
 
 

@@ -149,9 +149,10 @@ def _as_grad(x, name):
 
 
 #: Read gradients of known types (numba, CuPy, torch) through their fast paths; ``False``:
-#: every gradient through its ``__cuda_array_interface__`` (the path measured on an H200).
-#: ``False`` until ``benchmarks/gpu_host.py`` has compared the two on a GPU.
-FAST_GRADS = False
+#: every gradient through its ``__cuda_array_interface__``. ``benchmarks/gpu_host.py``
+#: checked on an H200 that both give the same records and errors, and timed the check of
+#: 200 gradients at 105-218 µs against 351-515 µs.
+FAST_GRADS = True
 
 
 def check_grads(grads, params, single):

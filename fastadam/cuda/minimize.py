@@ -37,6 +37,11 @@ __all__ = ["compile_objective", "device", "device_args", "host_copy", "kernel", 
 #: Threads per block of the minimize kernel (one thread per problem; small blocks spread a
 #: few thousand problems over all the multiprocessors).
 THREADS_PER_BLOCK = 64
+#: Registers per thread the kernel may use (``None``: as many as the compiler wants, 134 in
+#: float32 and 156 in float64 for a Gaussian-peak model on sm_90; fewer let more threads
+#: run at once, at the cost of spills to local memory). Tried by
+#: ``benchmarks/bench_batch_gpu.py --variants``.
+MAX_REGISTERS = None
 
 
 def device(func, name=None, **globals_):
@@ -239,10 +244,11 @@ def device_args(args, b, batch):
 
 
 @functools.lru_cache(maxsize=64)
-def kernel(fun, jac, name, batched, kinds):
+def kernel(fun, jac, name, batched, kinds, max_registers=None):
     """The kernel for device functions ``fun`` and ``jac`` (None: ``fun`` computes both),
     algorithm ``name`` with hyperparameters ``batched`` (0/1 per argument) and extra
-    arguments of ``kinds`` (see :func:`_picker`). Compiled at its first launch."""
+    arguments of ``kinds`` (see :func:`_picker`), using at most ``max_registers`` per
+    thread (None: no limit). Compiled at its first launch."""
     check, copy = _stop_tests()
     if jac is None:
         evaluate = device(_evaluate_combined, name="evaluate_combined", fun_=fun)
@@ -253,7 +259,8 @@ def kernel(fun, jac, name, batched, kinds):
     namespace = dict(_kernel.__globals__, run_problem_=one,
                      pick_args_=_picker(kinds, "pick_args"))  # fmt: skip
     body = pytypes.FunctionType(_kernel.__code__, namespace, f"minimize_{name}_kernel")
-    return cuda.jit(body)
+    limit = {"max_registers": max_registers} if max_registers and not SIMULATOR else {}
+    return cuda.jit(body, **limit)  # (the simulator has no registers)
 
 
 def _to_device(run):
@@ -286,9 +293,11 @@ def run(fun, jac, args, kinds, job, deadline, printer, target=0.05):
     running = cuda.to_device(count)
     values = (ws, gnew, args, progress, hyper, carry, controls)
     t0 = time.perf_counter()
-    launch = _specialize(kernel(fun, jac, job.cfg.spec.name, job.cfg.batched, kinds), values)
+    kern = kernel(fun, jac, job.cfg.spec.name, job.cfg.batched, kinds, MAX_REGISTERS)
+    launch = _specialize(kern, values)
     compile_time = time.perf_counter() - t0
-    launch = launch[-(-b // THREADS_PER_BLOCK), THREADS_PER_BLOCK]
+    with quiet_launches():  # (numba-cuda warns when the grid is configured)
+        launch = launch[-(-b // THREADS_PER_BLOCK), THREADS_PER_BLOCK]
     status = job.progress["status"]  # (a view: the copies back land in job.progress)
     chunk, start, stop = 100, True, None
     try:
