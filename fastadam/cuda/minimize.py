@@ -263,9 +263,22 @@ def kernel(fun, jac, name, batched, kinds, max_registers=None):
     return cuda.jit(body, **limit)  # (the simulator has no registers)
 
 
+#: Workspace arrays the kernel writes before it reads them (the host's are uninitialised
+#: too): allocated on the device, not copied.
+_UNREAD = ("rows", "glast")
+#: Workspace arrays the result is made of (``rows`` also when the best iterate is tracked,
+#: or a run stopped between the stop tests and the update leaves a copy pending).
+_RESULT = ("x", "glast")
+
+
 def _to_device(run):
     """The run's arrays on the device: ``(ws, progress, hyper, carry, controls)``."""
-    ws = engine.Workspace(*(cuda.to_device(a) for a in run.ws))
+    ws = engine.Workspace(
+        *(
+            cuda.device_array_like(a) if name in _UNREAD else cuda.to_device(a)
+            for name, a in zip(engine.Workspace._fields, run.ws, strict=True)
+        )
+    )
     carry = cuda.to_device(run.carry)
     hyper = tuple(
         carry if v is run.carry else cuda.to_device(v) if isinstance(v, np.ndarray) else v
@@ -274,12 +287,14 @@ def _to_device(run):
     return ws, cuda.to_device(run.progress), hyper, carry, cuda.to_device(run.cfg.controls)
 
 
-def _to_host(run, ws, progress, carry):
-    for host, dev in zip(run.ws, ws, strict=True):
-        if host.size:
-            dev.copy_to_host(host)
+def _to_host(run, ws, progress, rows):
+    """Copy back what the result is made of: the records, ``x``, the gradients and, with
+    ``rows``, the kept iterates (the state buffers stay on the device)."""
     progress.copy_to_host(run.progress)
-    carry.copy_to_host(run.carry)
+    for name in _RESULT + (("rows",) if rows else ()):
+        host = getattr(run.ws, name)
+        if host.size:
+            getattr(ws, name).copy_to_host(host)
 
 
 def run(fun, jac, args, kinds, job, deadline, printer, target=0.05):
@@ -324,11 +339,11 @@ def run(fun, jac, args, kinds, job, deadline, printer, target=0.05):
     except KeyboardInterrupt:
         stop = INTERRUPTED
     cuda.synchronize()
-    _to_host(job, ws, progress, carry)
+    _to_host(job, ws, progress, rows=stop is not None or job.ws.rows.shape[0] > 1)
     if stop is not None:
         status[status == RUNNING] = stop
         engine.flush(job.ws, job.progress)
-    job.jac = job.ws.glast.copy()
+    job.jac = job.ws.glast  # (the host's copy: nothing else reads it)
     job.jac[job.progress["eval_nit"] < 0] = np.nan
     return compile_time
 

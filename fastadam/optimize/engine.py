@@ -135,17 +135,25 @@ def _borrowed_workspace(ws):
 borrowed_workspace = jit(_borrowed_workspace, inline="always")
 
 
-def new_progress(b):
-    """A fresh :data:`PROGRESS` array for ``b`` problems."""
-    p = np.zeros(b, dtype=PROGRESS)
-    p["status"] = RUNNING
+def _fresh_record():
+    r = np.zeros((), dtype=PROGRESS)
+    r["status"] = RUNNING
     for name in ("fun", "gnorm", "best_fun", "fmean_prev", "fchange", "xchange", "bad_fun"):
-        p[name] = np.nan
-    p["eval_nit"] = -1
-    p["best_nit"] = -1
-    p["bad_nit"] = -1
-    p["best_row"] = -1
-    p["keep_row"] = -1
+        r[name] = np.nan
+    for name in ("eval_nit", "best_nit", "bad_nit", "best_row", "keep_row"):
+        r[name] = -1
+    return r
+
+
+#: The :data:`PROGRESS` record of a problem that has not started.
+FRESH = _fresh_record()
+
+
+def new_progress(b):
+    """A fresh :data:`PROGRESS` array for ``b`` problems, written as 8-byte words (numpy
+    assigns records field by field: 3-4 times slower at a million problems)."""
+    p = np.empty(b, dtype=PROGRESS)
+    p.view(np.uint64).reshape(b, PROGRESS.itemsize // 8)[...] = FRESH.reshape(1).view(np.uint64)
     return p
 
 

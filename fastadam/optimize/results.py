@@ -23,6 +23,8 @@ from .status import (
 
 #: ``status -> (name, success)``.
 STATUS = {int(s): (s.name.lower(), s.success) for s in Status}
+#: The codes of the statuses that count as success.
+SUCCEEDED = np.array(sorted(int(s) for s in Status if s.success), dtype=np.int64)
 
 
 def message(status, p, ctl, bounded, maxtime):
@@ -110,7 +112,7 @@ def _fields(run):
         nfev=p["nfev"].copy(),
         njev=p["njev"].copy(),
         status=codes.copy(),
-        success=np.array([STATUS[int(c)][1] for c in codes], dtype=bool),
+        success=np.isin(codes, SUCCEEDED),  # (summary() refuses unknown codes)
         best_x=_best_x(run),
         best_fun=p["best_fun"].copy(),
         best_nit=np.maximum(p["best_nit"], 0),
