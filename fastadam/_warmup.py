@@ -39,7 +39,6 @@ def warmup(dtypes=("float32", "float64"), verbose=False, algorithms=None):
     algorithms : sequence of str, optional
         The algorithms to prepare (names in :data:`fastadam.algorithms.ALGORITHMS`); all of
         them by default.
-        Print each item as it is done.
     """
     import fastadam as fa
     from fastadam.cpu.kernels import PARALLEL_MIN_SIZE

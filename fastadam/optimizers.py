@@ -32,7 +32,7 @@ class _Launch(NamedTuple):
     """The arrays of one group and dtype, and the function that steps them."""
 
     indices: list  # positions of the arrays among the optimizer's parameters
-    arrays: tuple  # (params, s0s, s1s, s2s), tuples of flat arrays
+    arrays: tuple  # (params, s0s, s1s, s2s), tuples of flat arrays (None: not used)
     counters: Any  # the backend's skipped-step counters
     run: Any  # run(args, grads, t, skip_nonfinite) -> the value carried to the next step
 
@@ -194,14 +194,14 @@ class Optimizer:
                 if name in used:
                     for i in group.indices:
                         self._state[name][i] = b.full(self._params[i], value, self._stream)
-        self._state = {k: v for k, v in self._state.items() if v[0] is not None}
+        # a buffer no group uses is dropped; one some groups use is None for the others
+        self._state = {k: v for k, v in self._state.items() if any(a is not None for a in v)}
 
     def _prepare(self):
-        """Per group and dtype, the tuples of flat arrays each kernel call takes (unused
-        buffers are passed as the first one, which the loops then do not access)."""
+        """Per group and dtype, the tuples of flat arrays each kernel call takes (None for
+        a buffer the group does not use; another group may)."""
         b = self._backend
         self._steady = None  # the one call of a steady step, once known (see step)
-        first = next(iter(self._state.values()))
         for group in self._groups:
             by_dtype = {}
             for i in group.indices:
@@ -210,8 +210,9 @@ class Optimizer:
             for idx in by_dtype.values():
                 arrays = [tuple(b.flat(self._params[i]) for i in idx)]
                 for name in self.algorithm.State._fields:
-                    buffers = self._state.get(name, first)
-                    arrays.append(tuple(buffers[i] for i in idx))
+                    buffers = self._state.get(name)
+                    used = buffers is not None and buffers[idx[0]] is not None
+                    arrays.append(tuple(buffers[i] for i in idx) if used else None)
                 counters = b.counters(len(idx))
                 run = b.launcher(self.algorithm, tuple(arrays), counters, self._gather(idx),
                                  self._stream)  # fmt: skip
@@ -399,7 +400,8 @@ class Optimizer:
                 out.update({f"carry/{k}/{n}": v for n, v in group.carry.items()})
             for name, buffers in self._state.items():
                 for i, (buf, p) in enumerate(zip(buffers, self._params, strict=True)):
-                    out[f"{name}.{i}"] = self._backend.to_param_layout(buf, p)
+                    if buf is not None:  # (None: the parameter's group does not use it)
+                        out[f"{name}.{i}"] = self._backend.to_param_layout(buf, p)
             return out
 
     def load_state_dict(self, state):
@@ -418,9 +420,8 @@ class Optimizer:
         """
         with self._lock:
             loaded = _checked_state(self, state)
-            for name, buffers in self._state.items():
-                for i, buf in enumerate(buffers):
-                    self._backend.assign(buf, loaded["buffers"][name, i])
+            for (name, i), value in loaded["buffers"].items():
+                self._backend.assign(self._state[name][i], value)
             for group, args, carry in zip(self._groups, loaded["args"], loaded["carry"],
                                           strict=True):  # fmt: skip
                 group.args, group.carry, group.cached = args, carry, None
@@ -552,7 +553,8 @@ def _checked_state(opt, state):
         _check_buffers(opt, group, args, k)
         args_list.append(args)
         carry_list.append({n: float(scalar(f"carry/{k}/{n}")) for n in group.carry})
-    expected = {f"{n}.{i}" for n in opt._state for i in range(len(opt._params))}
+    expected = {f"{n}.{i}" for n, bufs in opt._state.items() for i, b in enumerate(bufs)
+                if b is not None}  # fmt: skip
     given = {k for k in state if "/" not in k and "." in k}
     if given != expected:
         raise ValueError(

@@ -152,6 +152,27 @@ def test_parameter_groups_and_mixed_dtypes_on_device_match_cpu(name):
     _assert_same_state_dict(opts[0].state_dict(), opts[1].state_dict(), np.float32)
 
 
+@pytest.mark.parametrize("first_momentum", [0.0, 0.9])
+def test_groups_with_and_without_a_momentum_buffer_on_device(first_momentum):
+    """A group with momentum 0 keeps no momentum buffer, another does: as on the CPU."""
+    rng = np.random.default_rng(13)
+    host = [rng.standard_normal(n) for n in (9, 17)]
+    dev = [cuda.to_device(h) for h in host]
+
+    def groups(arrays):
+        return [dict(params=arrays[:1], momentum=first_momentum),
+                dict(params=arrays[1:], momentum=0.9 - first_momentum)]  # fmt: skip
+
+    opts = [fa.RMSProp(groups(a), lr=1e-2) for a in ([h.copy() for h in host], dev)]
+    for _ in range(3):
+        grads = [rng.standard_normal(h.size) for h in host]
+        opts[0].step(grads)
+        opts[1].step([cuda.to_device(g) for g in grads])
+    for h, d in zip(opts[0].params, dev, strict=True):
+        _compare(h, d, np.float64)
+    _assert_same_state_dict(opts[0].state_dict(), opts[1].state_dict(), np.float64)
+
+
 def _misaligned(host):
     """A device copy of ``host`` that starts one element past a 16-byte boundary."""
     block = cuda.to_device(np.concatenate([host[:1], host]))

@@ -55,6 +55,48 @@ def test_parameter_groups_equal_separate_optimizers(name):
     assert groups[1]["weight_decay"] == 0.1 and groups[0]["weight_decay"] == 0.0
 
 
+@pytest.mark.parametrize("first_momentum", [0.0, 0.9])
+@pytest.mark.parametrize("centered", [False, True])
+def test_groups_that_keep_different_buffers(first_momentum, centered):
+    """A momentum of 0 keeps no momentum buffer: groups with and without one, in either
+    order, step as separate optimizers and save and load their state (a numba TypingError
+    at the first step before; with the group without the buffer first, the buffer was
+    dropped for every group)."""
+    params, grads = make_data([(5,), (2, 3), (4,)], 6, seed=3)
+    momenta = (first_momentum, 0.9 - first_momentum)
+    kw = dict(lr=0.01, centered=centered)
+    grouped = copy_params(params)
+    groups = [{"params": grouped[:2], "momentum": momenta[0]},
+              {"params": [grouped[2]], "momentum": momenta[1]}]  # fmt: skip
+    opt = fa.RMSProp(groups, **kw)
+    a, b = copy_params(params[:2]), [params[2].copy()]
+    first, second = (
+        fa.RMSProp(a, momentum=momenta[0], **kw),
+        fa.RMSProp(b, momentum=momenta[1], **kw),
+    )
+    for g in grads[:3]:
+        opt.step(g)
+        first.step(g[:2])
+        second.step(g[2:])
+    saved = opt.state_dict()
+    with_buffer = [i for i, m in ((0, momenta[0]), (1, momenta[0]), (2, momenta[1])) if m]
+    assert sorted(k for k in saved if k.startswith("momentum_buffer.")) == [
+        f"momentum_buffer.{i}" for i in with_buffer
+    ]
+    resumed = copy_params(grouped)
+    opt2 = fa.RMSProp([{"params": resumed[:2], "momentum": momenta[0]},
+                       {"params": [resumed[2]], "momentum": momenta[1]}], **kw)  # fmt: skip
+    opt2.load_state_dict(saved)
+    for g in grads[3:]:
+        opt.step(g)
+        opt2.step(g)
+        first.step(g[:2])
+        second.step(g[2:])
+    for x, y, z in zip(grouped, a + b, resumed, strict=True):
+        np.testing.assert_array_equal(x, y)
+        np.testing.assert_array_equal(z, y)
+
+
 def test_parameter_group_errors():
     w = [np.ones(3), np.ones(2)]
     with pytest.raises(ValueError, match=r"params\[1\] sets \['amsgrad'\]"):

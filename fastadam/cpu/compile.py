@@ -12,6 +12,18 @@ from .._cache import CACHE
 OPTIONS = dict(cache=CACHE, error_model="numpy", nogil=True)
 
 
+def _bound(func, name, globals_):
+    """A copy of ``func`` named ``name`` whose body looks up ``globals_`` first."""
+    namespace = dict(func.__globals__, prange=prange, **globals_)
+    copy = types.FunctionType(
+        func.__code__, namespace, name or func.__name__, func.__defaults__, func.__closure__
+    )
+    copy.__qualname__ = name or func.__qualname__
+    copy.__doc__ = func.__doc__
+    copy.__module__ = func.__module__
+    return copy
+
+
 def jit(func, parallel=False, name=None, cache=True, inline="never", **globals_):
     """Compile ``func`` with :data:`OPTIONS`. ``name`` makes a distinct copy, and
     ``globals_`` the names its body looks up (the algorithm's compiled rule, for example),
@@ -19,13 +31,6 @@ def jit(func, parallel=False, name=None, cache=True, inline="never", **globals_)
     cache; ``inline="always"`` inlines it into its callers (numba's IR inlining: no call,
     and no reference counting of the arrays passed, which costs more than a small loop)."""
     if name is not None or globals_:
-        namespace = dict(func.__globals__, prange=prange, **globals_)
-        copy = types.FunctionType(
-            func.__code__, namespace, name or func.__name__, func.__defaults__, func.__closure__
-        )
-        copy.__qualname__ = name or func.__qualname__
-        copy.__doc__ = func.__doc__
-        copy.__module__ = func.__module__
-        func = copy
+        func = _bound(func, name, globals_)
     options = dict(OPTIONS, cache=OPTIONS["cache"] and cache)
     return njit(parallel=parallel, inline=inline, **options)(func)

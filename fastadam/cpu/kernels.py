@@ -60,9 +60,10 @@ numba.get_num_threads()
 
 class Compiled:
     """One algorithm's compiled pieces: ``rule``, ``coefficients`` (positional),
-    ``cast``, ``buffers``, and the loops of :mod:`fastadam.cpu.loops`: ``serial`` and
-    ``parallel`` (flat arrays, any float coefficient record), ``step`` and ``step_serial``
-    (the optimizers' one call per step)."""
+    ``cast``, ``buffers``, and the loops of :mod:`fastadam.cpu.loops`: ``given_serial``
+    (None for a buffer not used), ``serial`` and ``parallel`` (flat arrays, any float
+    coefficient record), ``step`` and ``step_serial`` (the optimizers' one call per
+    step)."""
 
     def __init__(self, spec):
         self.spec = spec
@@ -70,7 +71,7 @@ class Compiled:
         self.coefficients = jit(spec.coefficients)
         self.cast = jit(spec.cast)
         self.buffers = jit(spec.buffers)
-        self.serial, self.parallel, self.step, self.step_serial = compile_loops(
+        self.given_serial, self.serial, self.parallel, self.step, self.step_serial = compile_loops(
             spec, self.rule, self.cast, self.buffers, self.coefficients
         )
 

@@ -1,16 +1,25 @@
 """The compiled loops over the algorithms' rules, written once for every algorithm.
 
 Each function here is compiled once per algorithm by :func:`compile_loops`, with the names
-``rule``, ``cast``, ``buffers``, ``coefficients``, ``serial_loop``, ``parallel_loop``
-and ``CARRY`` bound to that algorithm's compiled pieces (see :func:`fastadam.cpu.compile.jit`).
+``rule``, ``cast``, ``buffers``, ``coefficients``, ``given_``, ``serial_loop``,
+``parallel_loop`` and ``CARRY`` bound to that algorithm's compiled pieces (see
+:func:`fastadam.cpu.compile.jit`).
 
 :func:`update` applies the rule to every element of flat arrays; :func:`step` makes one
 optimizer step on tuples of arrays in one call from Python: it computes the step's
 coefficients from ``t`` and the hyperparameters, then updates each array with the serial
 loop or, from :data:`PARALLEL_MIN_SIZE` elements on, the parallel one.
+
+A state buffer that the run does not use may be passed as ``None``: numba then compiles
+only the loop for the buffers given (it prunes the branches on ``None`` by type), a
+fraction of the compile time of all four.
 """
 
+import operator
+
 from numba import prange
+from numba.core import types
+from numba.extending import intrinsic, overload
 
 from .compile import jit
 
@@ -19,31 +28,87 @@ from .compile import jit
 PARALLEL_MIN_SIZE = 1 << 16
 
 
-def update(p, g, s0, s1, s2, coef):
+def given(p, g, s0, s1, s2, coef):
     """``rule`` on every element of the 1-D arrays, in place, with the coefficients cast to
-    the arrays' dtype. The buffers that ``buffers(coef)`` marks unused are not accessed."""
+    the arrays' dtype, reading and writing the buffers ``s1`` and ``s2`` that are not None
+    (the caller says which the coefficients use)."""
     n = p.size
-    use1, use2 = buffers(coef)  # noqa: F821 - bound per algorithm by jit()
     # The cast is written inside the loops (loop-invariant, it is hoisted out by the
-    # compiler): numba's parallel loops can take a named record only as an argument.
-    # Each combination of buffers gets its own loop, touching only the arrays it needs, so
-    # that every loop vectorizes.
-    if use1 and use2:
-        for i in prange(n):
-            c = cast(coef, p.dtype.type)  # noqa: F821
-            p[i], s0[i], s1[i], s2[i] = rule(p[i], g[i], s0[i], s1[i], s2[i], c)  # noqa: F821
-    elif use1:
+    # compiler): numba's parallel loops can take a named record only as an argument. Each
+    # combination of buffers has its own loop, touching only the arrays it needs, so that
+    # every loop vectorizes; the branches are on types (nested: numba prunes each test).
+    if s1 is None:
+        if s2 is None:
+            for i in prange(n):
+                c = cast(coef, p.dtype.type)  # noqa: F821 - bound per algorithm by jit()
+                p[i], s0[i], _, _ = rule(p[i], g[i], s0[i], p[i], p[i], c)  # noqa: F821
+        else:
+            for i in prange(n):
+                c = cast(coef, p.dtype.type)  # noqa: F821
+                p[i], s0[i], _, s2[i] = rule(p[i], g[i], s0[i], p[i], s2[i], c)  # noqa: F821
+    elif s2 is None:
         for i in prange(n):
             c = cast(coef, p.dtype.type)  # noqa: F821
             p[i], s0[i], s1[i], _ = rule(p[i], g[i], s0[i], s1[i], p[i], c)  # noqa: F821
-    elif use2:
-        for i in prange(n):
-            c = cast(coef, p.dtype.type)  # noqa: F821
-            p[i], s0[i], _, s2[i] = rule(p[i], g[i], s0[i], p[i], s2[i], c)  # noqa: F821
     else:
         for i in prange(n):
             c = cast(coef, p.dtype.type)  # noqa: F821
-            p[i], s0[i], _, _ = rule(p[i], g[i], s0[i], p[i], p[i], c)  # noqa: F821
+            p[i], s0[i], s1[i], s2[i] = rule(p[i], g[i], s0[i], s1[i], s2[i], c)  # noqa: F821
+
+
+def update(p, g, s0, s1, s2, coef):
+    """``rule`` on every element of the 1-D arrays, in place (:func:`given`), reading and
+    writing the buffers ``s1`` and ``s2`` that ``buffers(coef)`` marks used. A buffer passed
+    as None is not used; for arrays, the choice is made at run time (its loops are all
+    compiled), for None when compiling (only the loops that can run)."""
+    use1, use2 = buffers(coef)  # noqa: F821 - bound per algorithm by jit()
+    if s1 is None:
+        if s2 is not None and use2:
+            given_(p, g, s0, None, s2, coef)  # noqa: F821
+        else:
+            given_(p, g, s0, None, None, coef)  # noqa: F821
+    elif s2 is None:
+        if use1:
+            given_(p, g, s0, s1, None, coef)  # noqa: F821
+        else:
+            given_(p, g, s0, None, None, coef)  # noqa: F821
+    elif use1 and use2:
+        given_(p, g, s0, s1, s2, coef)  # noqa: F821
+    elif use1:
+        given_(p, g, s0, s1, None, coef)  # noqa: F821
+    elif use2:
+        given_(p, g, s0, None, s2, coef)  # noqa: F821
+    else:
+        given_(p, g, s0, None, None, coef)  # noqa: F821
+
+
+@intrinsic
+def item(typingctx, seq, k):
+    """``seq[k]``, or None for ``seq`` None: a state buffer not used (compiled code only;
+    an intrinsic, lowered in place, because numba-cuda's device functions cannot return a
+    view they made)."""
+    if isinstance(seq, types.NoneType):
+        return types.none(seq, k), lambda context, builder, sig, args: context.get_dummy_value()
+    resolved = typingctx.resolve_function_type(operator.getitem, (seq, k), {})
+    if resolved is None:
+        return None
+
+    def codegen(context, builder, sig, args):
+        return context.get_function(operator.getitem, resolved)(builder, args)
+
+    return resolved.return_type(seq, k), codegen
+
+
+def part(a, start, stop):
+    """``a[start:stop]``, or None for ``a`` None (in compiled code)."""
+    return None if a is None else a[start:stop]
+
+
+@overload(part, inline="always", target="generic")
+def _part(a, start, stop):
+    if isinstance(a, types.NoneType):
+        return lambda a, start, stop: None
+    return lambda a, start, stop: a[start:stop]
 
 
 def all_finite(x):
@@ -61,33 +126,39 @@ all_finite = jit(all_finite)
 def step(ps, gs, s0s, s1s, s2s, t, args, skip_nonfinite, skipped):
     """One step on tuples of 1-D arrays of one dtype: the coefficients of step ``t`` from
     ``args`` (the positional arguments of the algorithm's ``coefficients`` after ``t``),
-    then each array with the serial or the parallel loop. With ``skip_nonfinite`` an array
-    whose gradient holds a NaN or Inf is left untouched and ``skipped[k]`` counted.
+    then each array with the serial or the parallel loop. ``s1s`` and ``s2s`` are None
+    where the coefficients do not use that buffer. With ``skip_nonfinite`` an array whose
+    gradient holds a NaN or Inf is left untouched and ``skipped[k]`` counted.
 
     Returns the coefficient field the optimizer carries to the next step (``CARRY``, the
     index of NAdam's ``mu_product``; a field it ignores for the other algorithms)."""
     c = coefficients(t, *args)  # noqa: F821
     for k in range(len(ps)):
+        s1, s2 = item(s1s, k), item(s2s, k)
         if skip_nonfinite and not all_finite(gs[k]):
             skipped[k] += 1
         elif ps[k].size >= PARALLEL_MIN_SIZE:
-            parallel_loop(ps[k], gs[k], s0s[k], s1s[k], s2s[k], c)  # noqa: F821
+            parallel_loop(ps[k], gs[k], s0s[k], s1, s2, c)  # noqa: F821
         else:
-            serial_loop(ps[k], gs[k], s0s[k], s1s[k], s2s[k], c)  # noqa: F821
+            serial_loop(ps[k], gs[k], s0s[k], s1, s2, c)  # noqa: F821
     return float(c[CARRY])  # noqa: F821
 
 
 def compile_loops(spec, rule, cast, buffers, coefficients):
-    """The serial and parallel loops of one algorithm, and its two steps: ``step`` and
-    ``step_serial``, the same for arrays that are all below :data:`PARALLEL_MIN_SIZE`, which
-    does not compile the parallel loop (seconds of a user's first step)."""
-    bound = dict(rule=rule, cast=cast, buffers=buffers)
-    serial = jit(update, name=f"{spec.name}_serial", **bound)
-    parallel = jit(update, parallel=True, name=f"{spec.name}_parallel", **bound)
+    """The serial :func:`given`, the serial and parallel loops of one algorithm
+    (:func:`update`), and its two steps:
+    ``step`` and ``step_serial``, the same for arrays that are all below
+    :data:`PARALLEL_MIN_SIZE`, which does not compile the parallel loop (seconds of a
+    user's first step)."""
+    bound = dict(rule=rule, cast=cast)
+    given_serial = jit(given, name=f"{spec.name}_given_serial", **bound)
+    given_parallel = jit(given, parallel=True, name=f"{spec.name}_given_parallel", **bound)
+    serial = jit(update, name=f"{spec.name}_serial", buffers=buffers, given_=given_serial)
+    parallel = jit(update, name=f"{spec.name}_parallel", buffers=buffers, given_=given_parallel)
     if len(spec.carry) > 1:
         raise NotImplementedError("the compiled step carries at most one value")
     carry = spec.Coefficients._fields.index(next(iter(spec.carry))) if spec.carry else 0
     bound = dict(coefficients=coefficients, serial_loop=serial, CARRY=carry)
     step_ = jit(step, name=f"{spec.name}_step", parallel_loop=parallel, **bound)
     step_serial = jit(step, name=f"{spec.name}_step_serial", parallel_loop=serial, **bound)
-    return serial, parallel, step_, step_serial
+    return given_serial, serial, parallel, step_, step_serial

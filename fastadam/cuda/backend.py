@@ -464,7 +464,9 @@ def launcher(spec, arrays, group, gather, stream=0):
     """The function that makes one step of algorithm ``spec`` on ``arrays`` (tuples of flat
     device arrays of one dtype), as the CPU backend's: the coefficients of step ``t`` are
     computed on the host and the launches planned by :class:`_Plan`."""
-    ps, *state = arrays
+    ps, s0s, *rest = arrays
+    # (the kernels take every buffer: one not used is passed as the first, not accessed)
+    state = (s0s, *(s0s if s is None else s for s in rest))
     carry = _carry_index(spec)
 
     def run(args, grads, t, skip_nonfinite):

@@ -47,12 +47,19 @@ MAX_REGISTERS = None
 def device(func, name=None, **globals_):
     """``func`` compiled as a device function, with ``globals_`` the names its body looks up
     (as :func:`fastadam.cpu.compile.jit` does for the CPU; ``prange`` is ``range`` here)."""
-    namespace = dict(func.__globals__, prange=range, **globals_)
+    simulated = {"item": _item_python} if SIMULATOR else {}  # (item is an intrinsic)
+    namespace = dict(func.__globals__, prange=range, **simulated, **globals_)
     copy = pytypes.FunctionType(
         func.__code__, namespace, name or func.__name__, func.__defaults__, func.__closure__
     )
     copy.__qualname__ = name or func.__qualname__
     return cuda.jit(device=True)(copy)
+
+
+def _item_python(seq, k):
+    """:func:`fastadam.cpu.loops.item` for the simulator, which runs device code as
+    Python."""
+    return None if seq is None else seq[k]
 
 
 def _scan(g):
@@ -104,8 +111,9 @@ def _update(name, batched):
     ``batched`` the hyperparameters given per problem."""
     spec = algorithms.get(name)
     rule, buffers = DEVICE[name]
-    loop = device(loops.update, name=f"{name}_loop_device", rule=rule,
-                  cast=cuda.jit(device=True)(spec.cast), buffers=buffers)  # fmt: skip
+    given = device(loops.given, name=f"{name}_given_device", rule=rule,
+                   cast=cuda.jit(device=True)(spec.cast))  # fmt: skip
+    loop = device(loops.update, name=f"{name}_loop_device", buffers=buffers, given_=given)
     pass_ = device(engine.keep_update_project_small, name=f"{name}_pass_device", loop_=loop)
     pick = _picker(batched, f"pick_hyper_{name}")
     carry = spec.Coefficients._fields.index(next(iter(spec.carry))) if spec.carry else 0
@@ -275,7 +283,11 @@ def _to_device(run):
     """The run's arrays on the device: ``(ws, progress, hyper, carry, controls)``."""
     ws = engine.Workspace(
         *(
-            cuda.device_array_like(a) if name in _UNREAD else cuda.to_device(a)
+            None
+            if a is None  # (a state buffer not used)
+            else cuda.device_array_like(a)
+            if name in _UNREAD
+            else cuda.to_device(a)
             for name, a in zip(engine.Workspace._fields, run.ws, strict=True)
         )
     )

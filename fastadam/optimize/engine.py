@@ -37,6 +37,7 @@ from .. import algorithms
 from ..cpu import loops
 from ..cpu.compile import jit
 from ..cpu.kernels import COMPILED, PARALLEL_MIN_SIZE
+from ..cpu.loops import item, part
 from .status import (
     BAD_JAC_SIZE,
     FTOL,
@@ -81,11 +82,14 @@ CONTROLS = np.dtype(
 
 
 class Workspace(NamedTuple):
-    """The arrays of a run (unused ones have a last axis of length 0)."""
+    """The arrays of a run (optional ones unused have a last axis of length 0; state
+    buffers unused are None)."""
 
     #: (B, n): the iterates
     x: Any
-    #: (B, n) or (B, 0): the algorithm's state buffers (its ``State`` fields)
+    #: (B, n): the algorithm's state buffers (its ``State`` fields); ``s1`` and ``s2`` are
+    #: None where the run's coefficients do not use them (only the loop for the buffers
+    #: used is compiled)
     s0: Any
     s1: Any
     s2: Any
@@ -119,6 +123,18 @@ def _borrowed(a):
 borrowed_array = jit(_borrowed, inline="always")
 
 
+def borrowed_buffer(a):
+    """:func:`borrowed_array` of ``a``, or None for a state buffer not used (None)."""
+    return None if a is None else _borrowed(a)
+
+
+@overload(borrowed_buffer, inline="always")
+def _borrowed_buffer(a):
+    if isinstance(a, types.NoneType):
+        return lambda a: None
+    return lambda a: borrowed_array(a)
+
+
 def _borrowed_workspace(ws):
     """``ws`` with every array borrowed (:func:`borrowed_array`). Numba counts the
     references to an array each time a function binds it, with an atomic operation: for
@@ -126,8 +142,8 @@ def _borrowed_workspace(ws):
     functions cost more than the iteration itself. The compiled loops bind a borrowed
     Workspace once per call."""
     return Workspace(
-        borrowed_array(ws.x), borrowed_array(ws.s0), borrowed_array(ws.s1),
-        borrowed_array(ws.s2), borrowed_array(ws.rows), borrowed_array(ws.snap),
+        borrowed_array(ws.x), borrowed_array(ws.s0), borrowed_buffer(ws.s1),
+        borrowed_buffer(ws.s2), borrowed_array(ws.rows), borrowed_array(ws.snap),
         borrowed_array(ws.glast), borrowed_array(ws.lo), borrowed_array(ws.hi),
     )  # fmt: skip
 
@@ -288,7 +304,7 @@ def keep_update_project(x, g, s0, s1, s2, keep, keeping, lo, hi, c):
         if keeping:
             for j in range(a, b):
                 keep[j] = x[j]
-        loop_(x[a:b], g[a:b], s0[a:b], s1[a:b], s2[a:b], c)  # noqa: F821 - bound by jit()
+        loop_(x[a:b], g[a:b], s0[a:b], part(s1, a, b), part(s2, a, b), c)  # noqa: F821 - bound by jit()
         if lo.size:
             for j in range(a, b):
                 x[j] = min(max(x[j], lo[j]), hi[j])
@@ -426,7 +442,8 @@ def update(ws, i, g, hyper, carry, p):
     t = p.nit + 1
     c = coefficients(t, *pick(hyper, i, batched_))  # noqa: F821 - bound by jit()
     keep = ws.rows[max(p.keep_row, 0), i]
-    pass_(x, g, ws.s0[i], ws.s1[i], ws.s2[i], keep, p.keep_row >= 0, ws.lo, ws.hi, c)  # noqa: F821
+    s1, s2 = item(ws.s1, i), item(ws.s2, i)  # (None: a buffer not used)
+    pass_(x, g, ws.s0[i], s1, s2, keep, p.keep_row >= 0, ws.lo, ws.hi, c)  # noqa: F821
     p.keep_row = -1
     carry[i] = c[CARRY]  # noqa: F821
     p.nit = t
@@ -500,8 +517,10 @@ def engine(name, way, batched):
         pass_ = jit(keep_update_project, parallel=True, name=f"{name}_pass_{way}",
                     loop_=compiled.serial)  # fmt: skip
     else:  # everything inlined: the loop too
+        # (given is a call: numba compiles it for the buffers the run uses, pruning the
+        # others by type, which it cannot do for code it inlines)
         loop = jit(loops.update, name=f"{name}_loop_inline", inline="always",
-                   rule=compiled.rule, cast=compiled.cast, buffers=compiled.buffers)  # fmt: skip
+                   buffers=compiled.buffers, given_=compiled.given_serial)  # fmt: skip
         pass_ = jit(keep_update_project_small, name=f"{name}_pass_{way}", loop_=loop,
                     inline="always")  # fmt: skip
     carry = spec.Coefficients._fields.index(next(iter(spec.carry))) if spec.carry else 0
@@ -540,8 +559,8 @@ def allocate(x0, state_init, *, lo, hi, xtol, track_best, keep_gradient):
         np.clip(x, lo, hi, out=x)
     bufs = []
     for used, value in state_init:
-        if not used:
-            bufs.append(np.empty((b, 0), dtype=dt))
+        if not used:  # (the first buffer always is)
+            bufs.append(None)
             continue
         buf = np.empty((b, n), dtype=dt)
         buf[...] = np.asarray(value, dtype=dt).reshape(-1, 1) if np.ndim(value) else value
