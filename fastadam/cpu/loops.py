@@ -31,7 +31,8 @@ PARALLEL_MIN_SIZE = 1 << 16
 def given(p, g, s0, s1, s2, coef):
     """``rule`` on every element of the 1-D arrays, in place, with the coefficients cast to
     the arrays' dtype, reading and writing the buffers ``s1`` and ``s2`` that are not None
-    (the caller says which the coefficients use)."""
+    (the caller passes None for a buffer no coefficients of the run use; where one is given
+    but these coefficients do not use it, the rule returns it unchanged)."""
     n = p.size
     # The cast is written inside the loops (loop-invariant, it is hoisted out by the
     # compiler): numba's parallel loops can take a named record only as an argument. Each
@@ -158,7 +159,9 @@ def compile_loops(spec, rule, cast, buffers, coefficients):
     if len(spec.carry) > 1:
         raise NotImplementedError("the compiled step carries at most one value")
     carry = spec.Coefficients._fields.index(next(iter(spec.carry))) if spec.carry else 0
-    bound = dict(coefficients=coefficients, serial_loop=serial, CARRY=carry)
-    step_ = jit(step, name=f"{spec.name}_step", parallel_loop=parallel, **bound)
-    step_serial = jit(step, name=f"{spec.name}_step_serial", parallel_loop=serial, **bound)
+    # (the optimizers pass None for the buffers a group does not keep: given, not update)
+    bound = dict(coefficients=coefficients, serial_loop=given_serial, CARRY=carry)
+    step_ = jit(step, name=f"{spec.name}_step", parallel_loop=given_parallel, **bound)
+    step_serial = jit(step, name=f"{spec.name}_step_serial", parallel_loop=given_serial,
+                      **bound)  # fmt: skip
     return given_serial, serial, parallel, step_, step_serial

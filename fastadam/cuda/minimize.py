@@ -9,7 +9,7 @@ Device code cannot allocate arrays, hence the output argument.
 
 The stop tests (:func:`fastadam.optimize.engine.check`) and the update
 (:func:`fastadam.optimize.engine.update`, the algorithm's loop over
-:func:`fastadam.cpu.loops.update` and its rule) are the CPU engine's own Python functions,
+:func:`fastadam.cpu.loops.given` and its rule) are the CPU engine's own Python functions,
 compiled here with ``cuda.jit(device=True)`` and the names they look up bound to their
 device versions (:func:`device`). So the GPU runs the same iteration and stop tests, in the
 same order, as every CPU path; results agree to rounding (the GPU may fuse multiply-adds).
@@ -110,10 +110,9 @@ def _update(name, batched):
     """The algorithm's :func:`fastadam.optimize.engine.update` for the device, with
     ``batched`` the hyperparameters given per problem."""
     spec = algorithms.get(name)
-    rule, buffers = DEVICE[name]
-    given = device(loops.given, name=f"{name}_given_device", rule=rule,
-                   cast=cuda.jit(device=True)(spec.cast))  # fmt: skip
-    loop = device(loops.update, name=f"{name}_loop_device", buffers=buffers, given_=given)
+    rule = DEVICE[name][0]
+    loop = device(loops.given, name=f"{name}_loop_device", rule=rule,
+                  cast=cuda.jit(device=True)(spec.cast))  # fmt: skip
     pass_ = device(engine.keep_update_project_small, name=f"{name}_pass_device", loop_=loop)
     pick = _picker(batched, f"pick_hyper_{name}")
     carry = spec.Coefficients._fields.index(next(iter(spec.carry))) if spec.carry else 0

@@ -34,7 +34,6 @@ from numba.core import cgutils
 from numba.extending import intrinsic, overload
 
 from .. import algorithms
-from ..cpu import loops
 from ..cpu.compile import jit
 from ..cpu.kernels import COMPILED, PARALLEL_MIN_SIZE
 from ..cpu.loops import item, part
@@ -515,14 +514,12 @@ def engine(name, way, batched):
     compiled = COMPILED[name]
     if way == ELEMENTS:  # chunks over threads, each with the algorithm's compiled loop
         pass_ = jit(keep_update_project, parallel=True, name=f"{name}_pass_{way}",
-                    loop_=compiled.serial)  # fmt: skip
-    else:  # everything inlined: the loop too
-        # (given is a call: numba compiles it for the buffers the run uses, pruning the
-        # others by type, which it cannot do for code it inlines)
-        loop = jit(loops.update, name=f"{name}_loop_inline", inline="always",
-                   buffers=compiled.buffers, given_=compiled.given_serial)  # fmt: skip
-        pass_ = jit(keep_update_project_small, name=f"{name}_pass_{way}", loop_=loop,
-                    inline="always")  # fmt: skip
+                    loop_=compiled.given_serial)  # fmt: skip
+    else:  # everything inlined but the algorithm's loop
+        # (the loop is a call: numba compiles it for the buffers the run keeps, pruning the
+        # others by type, which it cannot do in code it inlines)
+        pass_ = jit(keep_update_project_small, name=f"{name}_pass_{way}",
+                    loop_=compiled.given_serial, inline="always")  # fmt: skip
     carry = spec.Coefficients._fields.index(next(iter(spec.carry))) if spec.carry else 0
     suffix = f"{name}_{way}_" + "".join(map(str, batched))
     update_ = jit(update, name=f"update_{suffix}", coefficients=compiled.coefficients,
