@@ -5,14 +5,13 @@ Each function here is compiled once per algorithm by :func:`compile_loops`, with
 ``parallel_loop`` and ``CARRY`` bound to that algorithm's compiled pieces (see
 :func:`fastadam.cpu.compile.jit`).
 
-:func:`update` applies the rule to every element of flat arrays; :func:`step` makes one
-optimizer step on tuples of arrays in one call from Python: it computes the step's
-coefficients from ``t`` and the hyperparameters, then updates each array with the serial
-loop or, from :data:`PARALLEL_MIN_SIZE` elements on, the parallel one.
-
-A state buffer that the run does not use may be passed as ``None``: numba then compiles
-only the loop for the buffers given (it prunes the branches on ``None`` by type), a
-fraction of the compile time of all four.
+:func:`given` applies the rule to every element of flat arrays, with a state buffer that
+the run does not keep passed as ``None``: numba then compiles only the loop for the buffers
+given (it prunes the branches on ``None`` by type), a fraction of the compile time of all
+four. :func:`update` chooses the buffers from the coefficients at run time (the kernels'
+API). :func:`step` makes one optimizer step on tuples of arrays in one call from Python: it
+computes the step's coefficients from ``t`` and the hyperparameters, then updates each array
+with the serial loop or, from :data:`PARALLEL_MIN_SIZE` elements on, the parallel one.
 """
 
 import operator
@@ -59,21 +58,11 @@ def given(p, g, s0, s1, s2, coef):
 
 def update(p, g, s0, s1, s2, coef):
     """``rule`` on every element of the 1-D arrays, in place (:func:`given`), reading and
-    writing the buffers ``s1`` and ``s2`` that ``buffers(coef)`` marks used. A buffer passed
-    as None is not used; for arrays, the choice is made at run time (its loops are all
-    compiled), for None when compiling (only the loops that can run)."""
+    writing the buffers ``s1`` and ``s2`` that ``buffers(coef)`` marks used, decided at run
+    time: the loops of every combination are compiled. For the kernels' API, whose state
+    records hold every buffer (empty where unused)."""
     use1, use2 = buffers(coef)  # noqa: F821 - bound per algorithm by jit()
-    if s1 is None:
-        if s2 is not None and use2:
-            given_(p, g, s0, None, s2, coef)  # noqa: F821
-        else:
-            given_(p, g, s0, None, None, coef)  # noqa: F821
-    elif s2 is None:
-        if use1:
-            given_(p, g, s0, s1, None, coef)  # noqa: F821
-        else:
-            given_(p, g, s0, None, None, coef)  # noqa: F821
-    elif use1 and use2:
+    if use1 and use2:
         given_(p, g, s0, s1, s2, coef)  # noqa: F821
     elif use1:
         given_(p, g, s0, s1, None, coef)  # noqa: F821
