@@ -134,6 +134,23 @@ def test_stop_tests_as_on_the_cpu(stop):
     assert_same(res, ref, exact=True)
 
 
+@pytest.mark.skipif(not fc.SIMULATOR, reason="FMAs: compared bitwise")
+def test_a_run_stopped_by_maxtime_keeps_its_iterates_and_best():
+    """maxtime stops the problems between launches, between their stop tests and their
+    update: the kept iterates come back with the result (only what the result is made of
+    is copied back), as a CPU run stopped at that iteration keeps them."""
+    x0, c, w = data()
+    opts = dict(lr=0.05, gtol=0.0, track_best=True)
+    kw = dict(args=(c, w), jac=True)
+    res = fa.minimize_batch(device_quartic, cuda.to_device(x0), **kw,
+                            options=dict(opts, maxiter=1000, maxtime=1e-9))  # fmt: skip
+    done = int(res.nit[0])  # the first launch's iterations
+    assert np.all(res.status == 6) and np.all(res.nit == done) and 0 < done < 1000
+    ref = fa.minimize_batch(cpu_quartic, x0, **kw, options=dict(opts, maxiter=done))
+    for k in ("x", "best_x", "best_fun", "fun", "jac"):
+        np.testing.assert_array_equal(res[k], ref[k], err_msg=k)
+
+
 def test_plain_python_functions_and_a_separate_jac():
     x0, c, w = data()
     opts = dict(lr=0.05, maxiter=60, gtol=0.0)

@@ -273,8 +273,7 @@ def kernel(fun, jac, name, batched, kinds, max_registers=None):
 #: Workspace arrays the kernel writes before it reads them (the host's are uninitialised
 #: too): allocated on the device, not copied.
 _UNREAD = ("rows", "glast")
-#: Workspace arrays the result is made of (``rows`` also when the best iterate is tracked,
-#: or a run stopped between the stop tests and the update leaves a copy pending).
+#: Workspace arrays the result is made of (``rows`` too when the best iterate is tracked).
 _RESULT = ("x", "glast")
 
 
@@ -350,7 +349,7 @@ def run(fun, jac, args, kinds, job, deadline, printer, target=0.05):
     except KeyboardInterrupt:
         stop = INTERRUPTED
     cuda.synchronize()
-    _to_host(job, ws, progress, rows=stop is not None or job.ws.rows.shape[0] > 1)
+    _to_host(job, ws, progress, rows=job.ws.rows.shape[0] > 1)  # (best_x reads them)
     if stop is not None:
         status[status == RUNNING] = stop
         engine.flush(job.ws, job.progress)
