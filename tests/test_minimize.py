@@ -546,7 +546,7 @@ def test_jac_any_array_like_is_converted_and_wrong_shapes_explained():
                 np.testing.assert_allclose(res.x, ref.x, rtol=1e-6)
             assert res.jac.flags.c_contiguous
     no_arrays = (0,) * len(fa.algorithms.get("adam").arguments)
-    advance = engine.engine("adam", engine.SERIAL, no_arrays).advance
+    advance = engine.engine("adam", engine.SERIAL, no_arrays, False).advance  # (ftol = 0)
     assert advance.signatures
     assert all(sig[2].layout == "C" for sig in advance.signatures), advance.signatures
 

@@ -76,6 +76,37 @@ def test_compiled_path_is_taken_and_agrees_with_python_path():
     np.testing.assert_allclose(rc.best_x, rp.best_x, rtol=1e-12)
 
 
+@pytest.mark.parametrize("compiled", [True, False])
+def test_without_ftol_and_xtol_the_window_tests_are_left_out(compiled):
+    """With ftol = xtol = 0 (the defaults) the iteration is compiled without the window
+    tests, which cannot fire: the results are those of the iteration with them (forced
+    here by an ftol that never fires), bitwise, for one problem and a batch."""
+    from fastadam.optimize import options
+
+    x0 = np.array([[-1.2, 1.0, 0.3], [0.5, -0.5, 2.0]])
+    assert not engine.windowed(options.resolve("adam", {}, None).controls)
+    assert engine.windowed(options.resolve("adam", dict(ftol=1e-300), None).controls)
+    f, jac = (rosen_nb, rosen_grad_nb) if compiled else (_rosen_rows, _rosen_rows_grad)
+    opts = dict(lr=1e-2, maxiter=200, compiled=compiled)
+    plain = fa.minimize_batch(f, x0, jac=jac, options=opts)
+    forced = fa.minimize_batch(f, x0, jac=jac, options=dict(opts, ftol=1e-300))
+    assert plain.compiled == compiled and np.all(forced.status == 1)
+    for k in ("x", "fun", "jac", "nit", "nfev", "status", "best_x", "best_fun"):
+        np.testing.assert_array_equal(plain[k], forced[k], err_msg=k)
+    one = fa.minimize(rosen_nb, x0[0], jac=rosen_grad_nb, options=dict(maxiter=100))
+    one_forced = fa.minimize(rosen_nb, x0[0], jac=rosen_grad_nb,
+                             options=dict(maxiter=100, ftol=1e-300))  # fmt: skip
+    np.testing.assert_array_equal(one.x, one_forced.x)
+
+
+def _rosen_rows(X):
+    return np.array([rosen_nb(x) for x in X])
+
+
+def _rosen_rows_grad(X):
+    return np.array([rosen_grad_nb(x) for x in X])
+
+
 def test_compiled_jac_true_args_and_bounds():
     c = np.array([1.0, -2.0, 3.0])
     bounds = [(None, 0.5), (-1.0, None), (0.0, 2.0)]
@@ -173,7 +204,7 @@ def test_compiled_loop_is_cached_on_disk(tmp_path):
         from numba import njit
         import fastadam as fa
         from fastadam.optimize import compiled, engine
-        loop = compiled.loops("adam", engine.SERIAL, (0,) * 12)[0]
+        loop = compiled.loops("adam", engine.SERIAL, (0,) * 12, False)[0]  # (ftol = 0)
 
         @njit
         def f(x):

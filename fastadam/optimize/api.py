@@ -367,7 +367,8 @@ def solve(fun, x0, args, method, jac, bounds, callback, tol, options, stacklevel
         # one problem's arguments are selected with pick(): minimize passes them whole
         cargs = args if batch else tuple(_whole(a) for a in args)
         cjac = None if jac is True else jac
-        cached, _ = compiled.loops(cfg.spec.name, engine.variant(b, n), cfg.batched)
+        cached, _ = compiled.loops(cfg.spec.name, engine.variant(b, n), cfg.batched,
+                                   engine.windowed(cfg.controls))  # fmt: skip
         try:
             entry, extra["compile_time"] = compiled.specialize(
                 fun, cjac, cargs, per_problem, run, cached
@@ -477,7 +478,8 @@ def _new_run(X0, lo, hi, cfg, keep_gradient):
     )  # fmt: skip
     carry = np.full(b, 0.0 if cfg.carry is None else cfg.carry)
     hyper = tuple(carry if v is None else v for v in cfg.hyper)
-    eng = engine.engine(cfg.spec.name, engine.variant(b, n), cfg.batched)
+    eng = engine.engine(cfg.spec.name, engine.variant(b, n), cfg.batched,
+                        engine.windowed(cfg.controls))  # fmt: skip
     return loop.Run(ws, engine.new_progress(b), hyper, carry, cfg, eng)
 
 

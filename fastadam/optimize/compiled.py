@@ -213,15 +213,16 @@ def run(fun, jac, args, batched, ws, progress, hyper, carry, controls, nsteps, s
 
 
 @functools.cache
-def loops(name, way, batched):
-    """The compiled loop for algorithm ``name``: ``(cached, inline)``. ``cached`` is only
+def loops(name, way, batched, windowed=True):
+    """The compiled loop for algorithm ``name`` (with the window tests where ``windowed``,
+    see :func:`fastadam.optimize.engine.checker`): ``(cached, inline)``. ``cached`` is only
     ever compiled for first-class function *types* (signatures), so its on-disk cache is
     safe and shared by all objectives of one signature; ``inline`` is compiled when user
     code passes numba functions themselves (typed by identity): numba names those types
     after the functions' memory addresses, which can repeat in another process, so caching
     them could run the wrong function. Not cached."""
-    eng = engine.engine(name, way, batched)
-    suffix = f"{name}_{way}_" + "".join(map(str, batched))
+    eng = engine.engine(name, way, batched, windowed)
+    suffix = f"{name}_{way}_" + "".join(map(str, batched)) + ("" if windowed else "_nowindow")
     bound = dict(check_=eng.check, update_=eng.update)
     one = jit(run_problem, name=f"run_problem_{suffix}", **bound)
     parallel = way == engine.PROBLEMS

@@ -488,12 +488,26 @@ def variant(b, n):
     return SERIAL if b == 1 else PROBLEMS
 
 
+def _no_window_tests(x, snap, f, p, ctl):
+    """:func:`_window_tests` where ``ftol`` and ``xtol`` are both 0: neither can fire."""
+    return RUNNING
+
+
 @functools.cache
-def checker(way):
-    """:func:`check` compiled for ``way`` (its scan over threads for ELEMENTS)."""
-    accept = jit(_accept_and_test, name=f"accept_and_test_{way}",
-                 scan_=scanner(way == ELEMENTS), inline="always")  # fmt: skip
-    return jit(check, name=f"check_{way}", accept_and_test_=accept, inline="always")
+def checker(way, windowed=True):
+    """:func:`check` compiled for ``way`` (its scan over threads for ELEMENTS); without
+    ``windowed`` (``ftol`` and ``xtol`` both 0, the defaults) the window tests are left
+    out, which saves about half a second of a first compile."""
+    tag = "" if windowed else "_nowindow"
+    tests = {} if windowed else {"window_tests": jit(_no_window_tests, inline="always")}
+    accept = jit(_accept_and_test, name=f"accept_and_test_{way}{tag}",
+                 scan_=scanner(way == ELEMENTS), inline="always", **tests)  # fmt: skip
+    return jit(check, name=f"check_{way}{tag}", accept_and_test_=accept, inline="always")
+
+
+def windowed(controls):
+    """Whether the run's stop settings (a :data:`CONTROLS` array) use the window tests."""
+    return bool(controls[0]["ftol"] > 0 or controls[0]["xtol"] > 0)
 
 
 class Engine(NamedTuple):
@@ -505,11 +519,12 @@ class Engine(NamedTuple):
 
 
 @functools.cache
-def engine(name, way, batched):
+def engine(name, way, batched, windowed=True):
     """The compiled ``check``, ``update`` and ``advance`` of algorithm ``name`` for
     ``way`` (:func:`variant`), with ``batched`` the hyperparameters that are arrays (a
-    tuple of 0/1 in the order of the algorithm's arguments). Compiled on first use, and
-    only what that way needs."""
+    tuple of 0/1 in the order of the algorithm's arguments), and the window tests where
+    ``windowed`` (see :func:`checker`). Compiled on first use, and only what that way
+    needs."""
     spec = algorithms.get(name)
     compiled = COMPILED[name]
     if way == ELEMENTS:  # chunks over threads, each with the algorithm's compiled loop
@@ -521,14 +536,14 @@ def engine(name, way, batched):
         pass_ = jit(keep_update_project_small, name=f"{name}_pass_{way}",
                     loop_=compiled.given_serial, inline="always")  # fmt: skip
     carry = spec.Coefficients._fields.index(next(iter(spec.carry))) if spec.carry else 0
-    suffix = f"{name}_{way}_" + "".join(map(str, batched))
+    suffix = f"{name}_{way}_" + "".join(map(str, batched)) + ("" if windowed else "_nowindow")
     update_ = jit(update, name=f"update_{suffix}", coefficients=compiled.coefficients,
                   pass_=pass_, CARRY=carry, batched_=batched, inline="always")  # fmt: skip
     # The iteration is inlined (per problem and iteration, calls that pass the arrays cost
     # more than a small problem's update), but the problems' iteration is a call in the
     # parallel loop: numba's parallel loops do not take inlined functions of records
     # reliably.
-    check_ = checker(way)
+    check_ = checker(way, windowed)
     one_ = jit(advance_one, name=f"advance_one_{suffix}", check_=check_, update_=update_)
     advance_ = jit(advance, parallel=way == PROBLEMS, name=f"advance_{suffix}", one_=one_)
     return Engine(check_, update_, advance_)

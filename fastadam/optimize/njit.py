@@ -132,8 +132,8 @@ def _minimize_impl(fun, jac, x0, args, options):
     batched = tuple(int(k == carry) for k in range(len(spec.arguments)))
     # the variant is chosen at run time by the size (the parallel one costs a parallel
     # region per iteration, microseconds on a small problem): both are compiled
-    _, small = compiled.loops(name, engine.SERIAL, batched)
-    _, large = compiled.loops(name, engine.ELEMENTS, batched)
+    _, small = compiled.loops(name, engine.SERIAL, batched, True)  # (runtime controls)
+    _, large = compiled.loops(name, engine.ELEMENTS, batched, True)
     hyper = ", ".join(
         "carry" if k == carry else f"options.hyper[{k}]" for k in range(len(spec.arguments))
     )
