@@ -90,8 +90,7 @@ def item(typingctx, seq, k):
 
 
 def part(a, start, stop):
-    """``a[start:stop]``, or None for ``a`` None (in compiled code)."""
-    return None if a is None else a[start:stop]
+    """``a[start:stop]``, or None for ``a`` None (in compiled code only)."""
 
 
 @overload(part, inline="always", target="generic")

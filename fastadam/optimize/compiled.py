@@ -222,7 +222,7 @@ def loops(name, way, batched, windowed=True):
     after the functions' memory addresses, which can repeat in another process, so caching
     them could run the wrong function. Not cached."""
     eng = engine.engine(name, way, batched, windowed)
-    suffix = f"{name}_{way}_" + "".join(map(str, batched)) + ("" if windowed else "_nowindow")
+    suffix = eng.suffix
     bound = dict(check_=eng.check, update_=eng.update)
     one = jit(run_problem, name=f"run_problem_{suffix}", **bound)
     parallel = way == engine.PROBLEMS

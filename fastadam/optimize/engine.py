@@ -123,8 +123,8 @@ borrowed_array = jit(_borrowed, inline="always")
 
 
 def borrowed_buffer(a):
-    """:func:`borrowed_array` of ``a``, or None for a state buffer not used (None)."""
-    return None if a is None else _borrowed(a)
+    """:func:`borrowed_array` of ``a``, or None for a state buffer not used (None); in
+    compiled code only."""
 
 
 @overload(borrowed_buffer, inline="always")
@@ -516,6 +516,9 @@ class Engine(NamedTuple):
     check: Any
     update: Any
     advance: Any
+    #: what the compiled functions' names end with (distinct per variant: numba's on-disk
+    #: cache tells functions apart by name)
+    suffix: str
 
 
 @functools.cache
@@ -546,7 +549,7 @@ def engine(name, way, batched, windowed=True):
     check_ = checker(way, windowed)
     one_ = jit(advance_one, name=f"advance_one_{suffix}", check_=check_, update_=update_)
     advance_ = jit(advance, parallel=way == PROBLEMS, name=f"advance_{suffix}", one_=one_)
-    return Engine(check_, update_, advance_)
+    return Engine(check_, update_, advance_, suffix)
 
 
 def flush(run_ws, progress):
