@@ -7,7 +7,7 @@ import textwrap
 
 import numpy as np
 import pytest
-from numba import njit
+from numba import njit, prange
 
 import fastadam as fa
 from fastadam.optimize import compiled as _compiled
@@ -444,3 +444,35 @@ def test_objectives_that_write_their_gradient():
     # error, not the uninitialized output array taken as the gradient
     with pytest.raises(TypeError, match="must return None"):
         fa.minimize(lambda x, c: 0.0, x0[0], args=(0.1,), jac=lambda x, d, c: 2 * x)
+
+
+@njit(inline="always")
+def _write_last(values, out, i):
+    out[i] = values[0][i] * 2.0 + 1.0  # (the function's last use of out)
+
+
+@njit(parallel=True)
+def _through_borrowed(values, out, i):
+    values = engine.borrowed(values)
+    view = engine.borrowed(out)
+    _write_last(values, view, i)
+    every_other = engine.borrowed(out[::2])
+    for k in prange(every_other.size):
+        every_other[k] -= 1.0
+    owner = np.full(3, 4.0)
+    total = engine.borrowed(owner).sum()
+    engine.keep_alive(owner)  # (up to here)
+    return total, engine.borrowed(None), engine.borrowed(2.5)
+
+
+def test_borrowed_arrays_are_the_same_memory():
+    """The engine's loops borrow their arrays (no reference counting): writes through
+    them, even the last ones, which nothing reads afterwards, reach the caller's arrays
+    (numba's dead-code elimination, run for parallel loops, is told that they alias their
+    argument: without that it drops them); the arrays' reference counts are untouched;
+    None and numbers pass through."""
+    out = np.zeros(5)
+    total, none, number = _through_borrowed((out, 1.0), out, 1)
+    np.testing.assert_array_equal(out, [-1.0, 1.0, -1.0, 0.0, -1.0])
+    assert (total, none, number) == (12.0, None, 2.5)
+    assert sys.getrefcount(out) == 2

@@ -28,8 +28,8 @@ from numba.extending import overload
 
 from ..cpu.compile import jit
 from . import engine
+from .engine import borrowed, keep_alive, pick
 from .engine import copy_serial as copy_
-from .engine import pick
 from .evaluate import required_positional, writes_gradient
 from .status import BAD_JAC_SIZE, INTERRUPTED, MAXTIME, NONFINITE_FUN, NONFINITE_JAC, RUNNING
 
@@ -107,7 +107,7 @@ def _as_gradient_impl(g, x):
     return convert
 
 
-@overload(_evaluate)
+@overload(_evaluate, inline="always")
 def _evaluate_impl(fun, jac, x, args, out):
     combined = isinstance(jac, types.NoneType)
     if _writes(fun, jac, args):
@@ -160,15 +160,21 @@ def run_problem(fun, jac, args, batched, ws, i, p, hyper, carry, ctl, nsteps, st
     accepted iterate; with ``start``, first evaluate and check ``x[i]`` itself. Returns the
     stop code (RUNNING when ``nsteps`` ran out); ``ws.glast[i]`` then holds the gradient at
     the last accepted iterate."""
+    # Every array here is borrowed (engine.borrowed): numba compiles no reference counting
+    # for them (for a problem of a few variables, it cost more than the update). A
+    # gradient that the objective returns is kept alive by ``owner`` while ``g`` views it.
+    ws, hyper, carry = borrowed(ws), borrowed(hyper), borrowed(carry)
     x = ws.x[i]
     glast = ws.glast[i]
     a = pick(args, i, batched)
     g = glast
     # An objective that writes its gradient writes into the one of these two arrays that
     # does not hold the last accepted gradient (else spare is unused).
-    spare = _scratch(fun, jac, x, a)
+    owner = _scratch(fun, jac, x, a)
+    spare = borrowed(owner)
     if start:
-        f, g = _evaluate(fun, jac, x, a, spare)
+        f, owner = _evaluate(fun, jac, x, a, spare)
+        g = borrowed(owner)
         p.nfev += 1
         p.njev += 1
         code = check_(ws, i, g, f, p, ctl)  # noqa: F821 - bound by jit()
@@ -182,7 +188,8 @@ def run_problem(fun, jac, args, batched, ws, i, p, hyper, carry, ctl, nsteps, st
     # costs more than a small problem's update)
     for _ in range(nsteps):
         update_(ws, i, g, hyper, carry, p)  # noqa: F821
-        f, gnew = _evaluate(fun, jac, x, a, spare)
+        f, owned = _evaluate(fun, jac, x, a, spare)
+        gnew = borrowed(owned)
         evaluations += 1
         code = check_(ws, i, gnew, f, p, ctl)  # noqa: F821
         if code != RUNNING:
@@ -190,13 +197,16 @@ def run_problem(fun, jac, args, batched, ws, i, p, hyper, carry, ctl, nsteps, st
                 copy_(g, glast)
             elif code != BAD_JAC_SIZE:
                 copy_(gnew, glast)
+            keep_alive(owned)
             break
         spare = _freed(fun, jac, a, g, spare)
         g = gnew
+        owner = owned  # (releases the previous gradient)
     if code == RUNNING:
         copy_(g, glast)
     p.nfev += evaluations
     p.njev += evaluations
+    keep_alive(owner)
     return code
 
 

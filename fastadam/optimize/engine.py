@@ -29,8 +29,8 @@ import functools
 from typing import Any, NamedTuple
 
 import numpy as np
-from numba import carray, prange, types
-from numba.core import cgutils
+from numba import prange, types
+from numba.core import cgutils, ir_utils
 from numba.extending import intrinsic, overload
 
 from .. import algorithms
@@ -103,47 +103,75 @@ class Workspace(NamedTuple):
     hi: Any
 
 
+def _borrow(context, builder, ty, value):
+    """``value`` of numba type ``ty`` with the reference counts of its arrays nulled."""
+    if isinstance(ty, types.Array):
+        view = context.make_array(ty)(context, builder, value=value)
+        view.meminfo = cgutils.get_null_value(view.meminfo.type)
+        view.parent = cgutils.get_null_value(view.parent.type)
+        return view._getvalue()
+    if isinstance(ty, types.BaseTuple):
+        for k, item_type in enumerate(ty):
+            item = _borrow(context, builder, item_type, builder.extract_value(value, k))
+            value = builder.insert_value(value, item, k)
+        return value
+    context.nrt.incref(builder, ty, value)  # (returned as a new reference)
+    return value
+
+
 @intrinsic
-def _address(typingctx, addr):
-    """An integer address as a ``void*``."""
+def borrowed(typingctx, value):
+    """``value`` with its arrays (an array's, or those of a tuple or NamedTuple such as a
+    :class:`Workspace`) borrowed: the same memory, viewed through arrays that numba does not
+    count references to. The caller keeps the arrays alive (see :func:`keep_alive`).
+    Anything else (None, numbers) is ``value`` itself. In compiled code only.
+
+    Numba counts the references to an array each time a variable or a function binds it:
+    a call each, and an atomic operation where the array has a reference count. For
+    problems of a few variables these cost more than the iteration. Where the compiler
+    sees that an array has no reference count (borrowed in the same function), they cost
+    nothing: LLVM removes the calls."""
 
     def codegen(context, builder, signature, args):
-        return builder.inttoptr(args[0], cgutils.voidptr_t)
+        return _borrow(context, builder, signature.args[0], args[0])
 
-    return types.voidptr(addr), codegen
-
-
-def _borrowed(a):
-    """``a`` without its reference count: the same memory, viewed through an array that
-    numba does not count references to (the caller keeps ``a`` alive)."""
-    return carray(_address(a.ctypes.data), a.shape, a.dtype)
+    return value(value), codegen
 
 
-borrowed_array = jit(_borrowed, inline="always")
+def _aliases_its_argument(lhs, args, alias_map, arg_aliases):
+    """Tell numba's alias analysis that a borrowed array is its argument's memory. Without
+    it, numba's dead-code elimination (run for parallel loops, and where it inlines
+    overloads) drops a last write through a borrowed view of an argument as a write nobody
+    reads. (Not through a tuple built in the same function: borrow arguments one by
+    one.)"""
+    source = args[0].name
+    if source in arg_aliases:
+        arg_aliases.add(lhs)
+        return
+    alias_map.setdefault(source, set()).add(lhs)
+    alias_map.setdefault(lhs, set()).add(source)
 
 
-def borrowed_buffer(a):
-    """:func:`borrowed_array` of ``a``, or None for a state buffer not used (None); in
-    compiled code only."""
+ir_utils.alias_func_extensions[("borrowed", __name__)] = _aliases_its_argument
 
 
-@overload(borrowed_buffer, inline="always")
-def _borrowed_buffer(a):
-    if isinstance(a, types.NoneType):
-        return lambda a: None
-    return lambda a: borrowed_array(a)
+@intrinsic
+def keep_alive(typingctx, a):
+    """Nothing, but a use of ``a``: numba releases a variable after its last use, so an
+    array that a :func:`borrowed` array views is kept alive up to this call."""
+
+    def codegen(context, builder, signature, args):
+        return context.get_dummy_value()
+
+    return types.none(a), codegen
 
 
 def _borrowed_workspace(ws):
-    """``ws`` with every array borrowed (:func:`borrowed_array`). Numba counts the
-    references to an array each time a function binds it, with an atomic operation: for
-    problems of a few variables, passing the Workspace's nine arrays through the iteration's
-    functions cost more than the iteration itself. The compiled loops bind a borrowed
-    Workspace once per call."""
+    """:func:`borrowed` of a :class:`Workspace`, built field by field (numba's parallel
+    loops cannot take a NamedTuple that an intrinsic returns)."""
     return Workspace(
-        borrowed_array(ws.x), borrowed_array(ws.s0), borrowed_buffer(ws.s1),
-        borrowed_buffer(ws.s2), borrowed_array(ws.rows), borrowed_array(ws.snap),
-        borrowed_array(ws.glast), borrowed_array(ws.lo), borrowed_array(ws.hi),
+        borrowed(ws.x), borrowed(ws.s0), borrowed(ws.s1), borrowed(ws.s2), borrowed(ws.rows),
+        borrowed(ws.snap), borrowed(ws.glast), borrowed(ws.lo), borrowed(ws.hi),
     )  # fmt: skip
 
 
@@ -175,22 +203,22 @@ def new_progress(b):
 # -- per-problem selection --------------------------------------------------------------------
 def pick(values, i, batched):
     """The values of problem ``i``: ``values[k][i]`` where ``batched[k]`` is 1, else
-    ``values[k][0]`` for an array and ``values[k]`` for a scalar. C-contiguous arrays come
-    borrowed (:func:`borrowed_array`): the caller keeps ``values`` alive."""
+    ``values[k][0]`` for an array and ``values[k]`` for a scalar. Rows come borrowed
+    (:func:`borrowed`): the caller keeps ``values`` alive."""
 
 
 @overload(pick, jit_options=dict(inline="always"))
 def _pick(values, i, batched):
     parts = []
     for k, t in enumerate(values):
-        if isinstance(t, types.Array) and t.ndim > 1 and t.layout == "C":
-            parts.append(f"borrowed_array(values[{k}][i * batched[{k}]])")
+        if isinstance(t, types.Array) and t.ndim > 1:
+            parts.append(f"borrowed(values[{k}][i * batched[{k}]])")
         elif isinstance(t, types.Array) and t.ndim >= 1:
             parts.append(f"values[{k}][i * batched[{k}]]")
         else:
             parts.append(f"values[{k}]")
     body = ", ".join(parts) + ("," if len(parts) == 1 else "")
-    namespace = {"borrowed_array": borrowed_array}
+    namespace = {"borrowed": borrowed}
     exec(f"def impl(values, i, batched):\n    return ({body})\n", namespace)  # noqa: S102
     return namespace["impl"]
 
@@ -450,6 +478,9 @@ def update(ws, i, g, hyper, carry, p):
 
 def advance_one(ws, i, g, f, p, ctl, hyper, carry, mode):
     """One iteration of problem ``i`` (see :func:`advance`); its status."""
+    # (the arrays borrowed, so that numba compiles no reference counting; one by one: a
+    # tuple built here would not be known to alias the arguments, see borrowed)
+    ws, g, hyper, carry = borrowed(ws), borrowed(g), borrowed(hyper), borrowed(carry)
     code = p.status
     if mode != 2:
         code = check_(ws, i, g, f, p, ctl)  # noqa: F821 - bound by jit()
