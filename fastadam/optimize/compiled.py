@@ -213,7 +213,10 @@ def run_problem(fun, jac, args, batched, ws, i, p, hyper, carry, ctl, nsteps, st
 def run(fun, jac, args, batched, ws, progress, hyper, carry, controls, nsteps, start):
     """:func:`run_problem` for every problem still running."""
     ws = engine.borrowed_workspace(ws)
-    for i in prange(progress.size):
+    for k in prange(progress.size):
+        # (an int64, as when numba types this function: its parallel loop's index is a
+        # uint64, and the problem's iteration, compiled for each, took seconds twice)
+        i = np.int64(k)
         p = progress[i]
         ctl = controls[0]  # (not hoisted out of the loop: a record cannot enter a parfor)
         if p.status == RUNNING:
