@@ -476,3 +476,49 @@ def test_borrowed_arrays_are_the_same_memory():
     np.testing.assert_array_equal(out, [-1.0, 1.0, -1.0, 0.0, -1.0])
     assert (total, none, number) == (12.0, None, 2.5)
     assert sys.getrefcount(out) == 2
+
+
+def test_borrowed_buffers_outlive_their_use(tmp_path):
+    """The compiled loop's scratch gradient (objectives that write their gradient) and the
+    gradients objectives return are viewed through borrowed arrays, kept alive by their
+    owners: run where glibc fills freed memory (MALLOC_PERTURB_, without its per-thread
+    cache, which it does not fill), a use after free changes the iterates (it did)."""
+    script = textwrap.dedent(
+        """
+        import numpy as np
+        from numba import njit
+        import fastadam as fa
+
+        @njit
+        def into(x, g, c):
+            g[:] = 2.0 * (x - c) + np.sin(x)
+            return np.sum((x - c) ** 2) - np.sum(np.cos(x))
+
+        @njit
+        def pair(x, c):
+            return np.sum((x - c) ** 2) - np.sum(np.cos(x)), 2.0 * (x - c) + np.sin(x)
+
+        x0 = np.array([[-1.2, 1.0, 0.5], [0.3, -0.4, 2.0]])
+        c = np.array([0.1, -0.2])
+        opts = dict(lr=1e-2, maxiter=200, gtol=0.0)
+        python = dict(opts, compiled=False)
+        refs = [fa.minimize(pair, x0[i], args=(c[i],), jac=True, options=python)
+                for i in range(2)]
+        for fun in (into, pair):
+            res = fa.minimize_batch(fun, x0, args=(c,), jac=True, options=opts)
+            one = fa.minimize(fun, x0[0], args=(c[0],), jac=True, options=opts)
+            assert res.compiled and one.compiled
+            for i, ref in enumerate(refs):
+                np.testing.assert_array_equal(res.x[i], ref.x)
+                np.testing.assert_array_equal(res.jac[i], ref.jac)
+            np.testing.assert_array_equal(one.x, refs[0].x)
+        print("ok")
+        """
+    )
+    path = tmp_path / "perturbed.py"
+    path.write_text(script)
+    env = dict(os.environ, MALLOC_PERTURB_="165", GLIBC_TUNABLES="glibc.malloc.tcache_count=0")
+    out = subprocess.run(
+        [sys.executable, str(path)], capture_output=True, text=True, env=env, timeout=600
+    )
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-3000:]

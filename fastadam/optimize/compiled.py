@@ -161,8 +161,9 @@ def run_problem(fun, jac, args, batched, ws, i, p, hyper, carry, ctl, nsteps, st
     stop code (RUNNING when ``nsteps`` ran out); ``ws.glast[i]`` then holds the gradient at
     the last accepted iterate."""
     # Every array here is borrowed (engine.borrowed): numba compiles no reference counting
-    # for them (for a problem of a few variables, it cost more than the update). A
-    # gradient that the objective returns is kept alive by ``owner`` while ``g`` views it.
+    # for them (for a problem of a few variables, it cost more than the update). The
+    # arrays allocated here are kept alive by the variables ``scratch`` and ``owner`` (a
+    # gradient that the objective returns) while the borrowed views are in use.
     ws, hyper, carry = borrowed(ws), borrowed(hyper), borrowed(carry)
     x = ws.x[i]
     glast = ws.glast[i]
@@ -170,8 +171,9 @@ def run_problem(fun, jac, args, batched, ws, i, p, hyper, carry, ctl, nsteps, st
     g = glast
     # An objective that writes its gradient writes into the one of these two arrays that
     # does not hold the last accepted gradient (else spare is unused).
-    owner = _scratch(fun, jac, x, a)
-    spare = borrowed(owner)
+    scratch = _scratch(fun, jac, x, a)
+    spare = borrowed(scratch)
+    owner = scratch  # (a placeholder of the gradients' type until the first evaluation)
     if start:
         f, owner = _evaluate(fun, jac, x, a, spare)
         g = borrowed(owner)
@@ -207,6 +209,7 @@ def run_problem(fun, jac, args, batched, ws, i, p, hyper, carry, ctl, nsteps, st
     p.nfev += evaluations
     p.njev += evaluations
     keep_alive(owner)
+    keep_alive(scratch)
     return code
 
 
