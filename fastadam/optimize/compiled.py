@@ -174,29 +174,21 @@ def run_problem(fun, jac, args, batched, ws, i, p, hyper, carry, ctl, nsteps, st
     scratch = _scratch(fun, jac, x, a)
     spare = borrowed(scratch)
     owner = scratch  # (a placeholder of the gradients' type until the first evaluation)
-    if start:
-        f, owner = _evaluate(fun, jac, x, a, spare)
-        g = borrowed(owner)
-        p.nfev += 1
-        p.njev += 1
-        code = check_(ws, i, g, f, p, ctl)  # noqa: F821 - bound by jit()
-        if code != BAD_JAC_SIZE:
-            copy_(g, glast)
-        if code != RUNNING:
-            return code
-        spare = glast
     code = RUNNING
     evaluations = 0  # (counted here, stored once: a record field written per iteration
     # costs more than a small problem's update)
-    for _ in range(nsteps):
-        update_(ws, i, g, hyper, carry, p)  # noqa: F821
+    first = start  # (x[i] itself is evaluated first, without an update: the stop tests
+    # and the evaluation are written once, compiled once)
+    for _ in range(nsteps + start):
+        if not first:
+            update_(ws, i, g, hyper, carry, p)  # noqa: F821 - bound by jit()
         f, owned = _evaluate(fun, jac, x, a, spare)
         gnew = borrowed(owned)
         evaluations += 1
         code = check_(ws, i, gnew, f, p, ctl)  # noqa: F821
         if code != RUNNING:
-            if code == NONFINITE_FUN or code == NONFINITE_JAC:
-                copy_(g, glast)
+            if (code == NONFINITE_FUN or code == NONFINITE_JAC) and not first:
+                copy_(g, glast)  # (the gradient at the iterate gone back to)
             elif code != BAD_JAC_SIZE:
                 copy_(gnew, glast)
             keep_alive(owned)
@@ -204,6 +196,7 @@ def run_problem(fun, jac, args, batched, ws, i, p, hyper, carry, ctl, nsteps, st
         spare = _freed(fun, jac, a, g, spare)
         g = gnew
         owner = owned  # (releases the previous gradient)
+        first = False
     if code == RUNNING:
         copy_(g, glast)
     p.nfev += evaluations
