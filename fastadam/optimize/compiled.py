@@ -107,6 +107,8 @@ def _as_gradient_impl(g, x):
     return convert
 
 
+# (inlined: the gradient an objective writes comes back as the borrowed array it was
+# given, which the compiler then sees has no reference count)
 @overload(_evaluate, inline="always")
 def _evaluate_impl(fun, jac, x, args, out):
     combined = isinstance(jac, types.NoneType)
@@ -222,15 +224,15 @@ def run(fun, jac, args, batched, ws, progress, hyper, carry, controls, nsteps, s
 
 
 @functools.cache
-def loops(name, way, batched, windowed=True):
-    """The compiled loop for algorithm ``name`` (with the window tests where ``windowed``,
+def loops(name, way, batched, window=True):
+    """The compiled loop for algorithm ``name`` (with the window tests where ``window``,
     see :func:`fastadam.optimize.engine.checker`): ``(cached, inline)``. ``cached`` is only
     ever compiled for first-class function *types* (signatures), so its on-disk cache is
     safe and shared by all objectives of one signature; ``inline`` is compiled when user
     code passes numba functions themselves (typed by identity): numba names those types
     after the functions' memory addresses, which can repeat in another process, so caching
     them could run the wrong function. Not cached."""
-    eng = engine.engine(name, way, batched, windowed)
+    eng = engine.engine(name, way, batched, window)
     suffix = eng.suffix
     bound = dict(check_=eng.check, update_=eng.update)
     one = jit(run_problem, name=f"run_problem_{suffix}", **bound)

@@ -525,12 +525,12 @@ def _no_window_tests(x, snap, f, p, ctl):
 
 
 @functools.cache
-def checker(way, windowed=True):
+def checker(way, window=True):
     """:func:`check` compiled for ``way`` (its scan over threads for ELEMENTS); without
-    ``windowed`` (``ftol`` and ``xtol`` both 0, the defaults) the window tests are left
-    out, which saves about half a second of a first compile."""
-    tag = "" if windowed else "_nowindow"
-    tests = {} if windowed else {"window_tests": jit(_no_window_tests, inline="always")}
+    ``window`` (``ftol`` and ``xtol`` both 0, the defaults: see :func:`windowed`) the window
+    tests are left out, which saves about half a second of a first compile."""
+    tag = "" if window else "_nowindow"
+    tests = {} if window else {"window_tests": jit(_no_window_tests, inline="always")}
     accept = jit(_accept_and_test, name=f"accept_and_test_{way}{tag}",
                  scan_=scanner(way == ELEMENTS), inline="always", **tests)  # fmt: skip
     return jit(check, name=f"check_{way}{tag}", accept_and_test_=accept, inline="always")
@@ -553,11 +553,11 @@ class Engine(NamedTuple):
 
 
 @functools.cache
-def engine(name, way, batched, windowed=True):
+def engine(name, way, batched, window=True):
     """The compiled ``check``, ``update`` and ``advance`` of algorithm ``name`` for
     ``way`` (:func:`variant`), with ``batched`` the hyperparameters that are arrays (a
     tuple of 0/1 in the order of the algorithm's arguments), and the window tests where
-    ``windowed`` (see :func:`checker`). Compiled on first use, and only what that way
+    ``window`` (see :func:`checker`). Compiled on first use, and only what that way
     needs."""
     spec = algorithms.get(name)
     compiled = COMPILED[name]
@@ -570,14 +570,14 @@ def engine(name, way, batched, windowed=True):
         pass_ = jit(keep_update_project_small, name=f"{name}_pass_{way}",
                     loop_=compiled.given_serial, inline="always")  # fmt: skip
     carry = spec.Coefficients._fields.index(next(iter(spec.carry))) if spec.carry else 0
-    suffix = f"{name}_{way}_" + "".join(map(str, batched)) + ("" if windowed else "_nowindow")
+    suffix = f"{name}_{way}_" + "".join(map(str, batched)) + ("" if window else "_nowindow")
     update_ = jit(update, name=f"update_{suffix}", coefficients=compiled.coefficients,
                   pass_=pass_, CARRY=carry, batched_=batched, inline="always")  # fmt: skip
     # The iteration is inlined (per problem and iteration, calls that pass the arrays cost
     # more than a small problem's update), but the problems' iteration is a call in the
     # parallel loop: numba's parallel loops do not take inlined functions of records
     # reliably.
-    check_ = checker(way, windowed)
+    check_ = checker(way, window)
     one_ = jit(advance_one, name=f"advance_one_{suffix}", check_=check_, update_=update_)
     advance_ = jit(advance, parallel=way == PROBLEMS, name=f"advance_{suffix}", one_=one_)
     return Engine(check_, update_, advance_, suffix)
