@@ -219,6 +219,24 @@ def test_status_nonfinite_returns_last_finite_iterate(where):
     np.testing.assert_array_equal(res.best_x, seen[res.best_nit])
 
 
+def test_best_iterate_kept_while_the_run_moves_away():
+    # Adam with a large rate overshoots: after iteration 1 the objective rises, so the best
+    # iterate stays behind while four more updates are made (each into a buffer row that is
+    # neither the iterate nor the best one)
+    f, g = quad(C3)
+    seen = []
+
+    def fun(x):
+        seen.append(x.copy())
+        return f(x)
+
+    res = fa.minimize(fun, np.zeros(3), jac=g, options=dict(lr=2.0, maxiter=5, gtol=0.0))
+    values = [f(x) for x in seen]
+    assert (res.nit, res.best_nit) == (5, 1) and res.best_fun == min(values)
+    np.testing.assert_array_equal(res.best_x, seen[1])
+    np.testing.assert_array_equal(res.x, seen[5])
+
+
 def test_status_nonfinite_at_x0():
     res = fa.minimize(lambda x: np.nan, np.zeros(2), jac=lambda x: np.zeros(2))
     assert (res.status, res.nit) == (4, 0)

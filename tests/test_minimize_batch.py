@@ -108,6 +108,21 @@ def test_per_problem_hyperparameters_and_bounds():
         assert np.all(res.x >= [-1, -np.inf, -0.3]) and np.all(res.x <= [1, 0.5, np.inf])
 
 
+@pytest.mark.parametrize("compiled", [False, True], ids=["vectorized", "compiled"])
+def test_problems_whose_best_iterates_lag_differently(compiled):
+    # Rates large enough to overshoot, different per problem: each problem's best iterate
+    # falls behind at other iterations, so the problems' iterates sit in different rows of
+    # the iterate buffers (the vectorized path gathers them for fun)
+    x0 = np.zeros((B, N))
+    lr = np.array([0.05, 1.0, 2.0, 3.0, 0.5, 2.5, 1.5])
+    f, g = (f_one, g_one) if compiled else (f_rows, g_rows)
+    opts = dict(OPTS, maxiter=9)
+    res = fa.minimize_batch(f, x0, args=ARGS, jac=g, options=dict(opts, lr=lr))
+    assert len(set(res.nit - res.best_nit)) > 2
+    for i in range(B):
+        assert_row_equal(res, i, alone(i, x0, dict(opts, lr=lr[i])))
+
+
 @pytest.mark.parametrize("method", ["rmsprop", "nadam", "adamw"])
 def test_every_method(method):
     x0 = np.zeros((B, N))

@@ -27,11 +27,13 @@ from .compile import jit
 PARALLEL_MIN_SIZE = 1 << 16
 
 
-def given(p, g, s0, s1, s2, coef):
-    """``rule`` on every element of the 1-D arrays, in place, with the coefficients cast to
-    the arrays' dtype, reading and writing the buffers ``s1`` and ``s2`` that are not None
-    (the caller passes None for a buffer no coefficients of the run use; where one is given
-    but these coefficients do not use it, the rule returns it unchanged)."""
+def given(p, g, s0, s1, s2, coef, out):
+    """``rule`` on every element of the 1-D arrays, the new parameters written to ``out``
+    (``p`` itself for an update in place; another array of p's size leaves ``p`` as it
+    was), with the coefficients cast to the arrays' dtype, reading and writing the buffers
+    ``s1`` and ``s2`` that are not None (the caller passes None for a buffer no
+    coefficients of the run use; where one is given but these coefficients do not use it,
+    the rule returns it unchanged)."""
     n = p.size
     # The cast is written inside the loops (loop-invariant, it is hoisted out by the
     # compiler): numba's parallel loops can take a named record only as an argument. Each
@@ -41,19 +43,19 @@ def given(p, g, s0, s1, s2, coef):
         if s2 is None:
             for i in prange(n):
                 c = cast(coef, p.dtype.type)  # noqa: F821 - bound per algorithm by jit()
-                p[i], s0[i], _, _ = rule(p[i], g[i], s0[i], p[i], p[i], c)  # noqa: F821
+                out[i], s0[i], _, _ = rule(p[i], g[i], s0[i], p[i], p[i], c)  # noqa: F821
         else:
             for i in prange(n):
                 c = cast(coef, p.dtype.type)  # noqa: F821
-                p[i], s0[i], _, s2[i] = rule(p[i], g[i], s0[i], p[i], s2[i], c)  # noqa: F821
+                out[i], s0[i], _, s2[i] = rule(p[i], g[i], s0[i], p[i], s2[i], c)  # noqa: F821
     elif s2 is None:
         for i in prange(n):
             c = cast(coef, p.dtype.type)  # noqa: F821
-            p[i], s0[i], s1[i], _ = rule(p[i], g[i], s0[i], s1[i], p[i], c)  # noqa: F821
+            out[i], s0[i], s1[i], _ = rule(p[i], g[i], s0[i], s1[i], p[i], c)  # noqa: F821
     else:
         for i in prange(n):
             c = cast(coef, p.dtype.type)  # noqa: F821
-            p[i], s0[i], s1[i], s2[i] = rule(p[i], g[i], s0[i], s1[i], s2[i], c)  # noqa: F821
+            out[i], s0[i], s1[i], s2[i] = rule(p[i], g[i], s0[i], s1[i], s2[i], c)  # noqa: F821
 
 
 def update(p, g, s0, s1, s2, coef):
@@ -63,13 +65,13 @@ def update(p, g, s0, s1, s2, coef):
     records hold every buffer (empty where unused)."""
     use1, use2 = buffers(coef)  # noqa: F821 - bound per algorithm by jit()
     if use1 and use2:
-        given_(p, g, s0, s1, s2, coef)  # noqa: F821
+        given_(p, g, s0, s1, s2, coef, p)  # noqa: F821
     elif use1:
-        given_(p, g, s0, s1, None, coef)  # noqa: F821
+        given_(p, g, s0, s1, None, coef, p)  # noqa: F821
     elif use2:
-        given_(p, g, s0, None, s2, coef)  # noqa: F821
+        given_(p, g, s0, None, s2, coef, p)  # noqa: F821
     else:
-        given_(p, g, s0, None, None, coef)  # noqa: F821
+        given_(p, g, s0, None, None, coef, p)  # noqa: F821
 
 
 @intrinsic
@@ -127,9 +129,9 @@ def step(ps, gs, s0s, s1s, s2s, t, args, skip_nonfinite, skipped):
         if skip_nonfinite and not all_finite(gs[k]):
             skipped[k] += 1
         elif ps[k].size >= PARALLEL_MIN_SIZE:
-            parallel_loop(ps[k], gs[k], s0s[k], s1, s2, c)  # noqa: F821
+            parallel_loop(ps[k], gs[k], s0s[k], s1, s2, c, ps[k])  # noqa: F821
         else:
-            serial_loop(ps[k], gs[k], s0s[k], s1, s2, c)  # noqa: F821
+            serial_loop(ps[k], gs[k], s0s[k], s1, s2, c, ps[k])  # noqa: F821
     return float(c[CARRY])  # noqa: F821
 
 

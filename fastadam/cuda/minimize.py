@@ -84,11 +84,10 @@ def _stop_tests():
     copy = device(engine.copy, name="copy_device")
     projected = device(engine._projected_norm, name="projected_norm_device")
     window = device(engine._window_tests, name="window_tests_device")
-    keep = device(engine._keep, name="keep_device", copy_serial=copy)
     accept = device(engine._accept_and_test, name="accept_and_test_device",
-                    scan_=device(_scan), copy_serial=copy, projected_norm=projected,
+                    scan_=device(_scan), projected_norm=projected,
                     window_tests=window)  # fmt: skip
-    return device(engine.check, name="check_device", accept_and_test_=accept, keep=keep), copy
+    return device(engine.check, name="check_device", accept_and_test_=accept), copy
 
 
 def _picker(kinds, name):
@@ -113,12 +112,12 @@ def _update(name, batched):
     rule = DEVICE[name][0]
     loop = device(loops.given, name=f"{name}_loop_device", rule=rule,
                   cast=cuda.jit(device=True)(spec.cast))  # fmt: skip
-    pass_ = device(engine.keep_update_project_small, name=f"{name}_pass_device", loop_=loop)
+    pass_ = device(engine.update_project_small, name=f"{name}_pass_device", loop_=loop)
     pick = _picker(batched, f"pick_hyper_{name}")
     carry = spec.Coefficients._fields.index(next(iter(spec.carry))) if spec.carry else 0
     return device(engine.update, name=f"update_{name}_device",
                   coefficients=cuda.jit(device=True)(spec.coefficients),
-                  pick=pick, pass_=pass_,
+                  pick=pick, pass_=pass_, free_row_=device(engine.free_row),
                   CARRY=carry, batched_=batched)  # fmt: skip
 
 
@@ -137,13 +136,12 @@ def _evaluate_combined(x, g, a):
 def _run_problem(ws, gnew_all, i, p, a, hyper, carry, ctl, nsteps, start):
     """:func:`fastadam.optimize.compiled.run_problem` on the device: up to ``nsteps``
     iterations (update, evaluate, check) of problem ``i``, after evaluating and checking
-    ``x[i]`` itself with ``start``. ``ws.glast[i]`` holds the gradient at the last
+    the iterate itself with ``start``. ``ws.glast[i]`` holds the gradient at the last
     accepted iterate, ``gnew_all[i]`` the one being checked."""
-    x = ws.x[i]
     glast = ws.glast[i]
     gnew = gnew_all[i]
     if start:
-        f = evaluate_(x, glast, a)  # noqa: F821 - bound by device()
+        f = evaluate_(ws.xs[p.x_row, i], glast, a)  # noqa: F821 - bound by device()
         p.nfev += 1
         p.njev += 1
         code = check_(ws, i, glast, f, p, ctl)  # noqa: F821
@@ -153,7 +151,7 @@ def _run_problem(ws, gnew_all, i, p, a, hyper, carry, ctl, nsteps, start):
     evaluations = 0
     for _ in range(nsteps):
         update_(ws, i, glast, hyper, carry, p)  # noqa: F821
-        f = evaluate_(x, gnew, a)  # noqa: F821
+        f = evaluate_(ws.xs[p.x_row, i], gnew, a)  # noqa: F821
         evaluations += 1
         code = check_(ws, i, gnew, f, p, ctl)  # noqa: F821
         if code != NONFINITE_FUN and code != NONFINITE_JAC:
@@ -272,23 +270,25 @@ def kernel(fun, jac, name, batched, kinds, max_registers=None):
 
 #: Workspace arrays the kernel writes before it reads them (the host's are uninitialised
 #: too): allocated on the device, not copied.
-_UNREAD = ("rows", "glast")
-#: Workspace arrays the result is made of (``rows`` too when the best iterate is tracked).
-_RESULT = ("x", "glast")
+_UNREAD = ("glast",)
+#: Workspace arrays the result is made of.
+_RESULT = ("xs", "glast")
+
+
+def _on_device(name, a):
+    if a is None:  # (a state buffer not used)
+        return None
+    if name == "xs":  # (only the first row holds the iterates yet)
+        d = cuda.device_array_like(a)
+        d[0].copy_to_device(a[0])
+        return d
+    return cuda.device_array_like(a) if name in _UNREAD else cuda.to_device(a)
 
 
 def _to_device(run):
     """The run's arrays on the device: ``(ws, progress, hyper, carry, controls)``."""
-    ws = engine.Workspace(
-        *(
-            None
-            if a is None  # (a state buffer not used)
-            else cuda.device_array_like(a)
-            if name in _UNREAD
-            else cuda.to_device(a)
-            for name, a in zip(engine.Workspace._fields, run.ws, strict=True)
-        )
-    )
+    fields = zip(engine.Workspace._fields, run.ws, strict=True)
+    ws = engine.Workspace(*(_on_device(name, a) for name, a in fields))
     carry = cuda.to_device(run.carry)
     hyper = tuple(
         carry if v is run.carry else cuda.to_device(v) if isinstance(v, np.ndarray) else v
@@ -297,11 +297,11 @@ def _to_device(run):
     return ws, cuda.to_device(run.progress), hyper, carry, cuda.to_device(run.cfg.controls)
 
 
-def _to_host(run, ws, progress, rows):
-    """Copy back what the result is made of: the records, ``x``, the gradients and, with
-    ``rows``, the kept iterates (the state buffers stay on the device)."""
+def _to_host(run, ws, progress):
+    """Copy back what the result is made of: the records, the iterate buffers and the
+    gradients (the state buffers stay on the device)."""
     progress.copy_to_host(run.progress)
-    for name in _RESULT + (("rows",) if rows else ()):
+    for name in _RESULT:
         host = getattr(run.ws, name)
         if host.size:
             getattr(ws, name).copy_to_host(host)
@@ -349,10 +349,9 @@ def run(fun, jac, args, kinds, job, deadline, printer, target=0.05):
     except KeyboardInterrupt:
         stop = INTERRUPTED
     cuda.synchronize()
-    _to_host(job, ws, progress, rows=job.ws.rows.shape[0] > 1)  # (best_x reads them)
+    _to_host(job, ws, progress)
     if stop is not None:
         status[status == RUNNING] = stop
-        engine.flush(job.ws, job.progress)
     job.jac = job.ws.glast  # (the host's copy: nothing else reads it)
     job.jac[job.progress["eval_nit"] < 0] = np.nan
     return compile_time

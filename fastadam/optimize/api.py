@@ -50,8 +50,9 @@ def minimize(
     Parameters
     ----------
     fun : callable
-        ``fun(x, *args) -> float``; with batches ``fun(x, batch, *args)``. ``x`` is the
-        live iterate, updated in place after the call: copy it if you keep it.
+        ``fun(x, *args) -> float``; with batches ``fun(x, batch, *args)``. ``x`` is a
+        view of the run's iterate buffers, overwritten by later updates: copy it if you
+        keep it.
     x0 : array_like, shape (n,)
         Starting point: real numbers, 1-D. float32 and float64 are kept (the whole run is in
         that precision), integers become float64. Projected onto ``bounds``.
@@ -387,7 +388,8 @@ def solve(fun, x0, args, method, jac, bounds, callback, tol, options, stacklevel
     if use_compiled:
         compiled.run_chunked(entry, fun, cjac, cargs, per_problem, run, deadline, printer)
     else:
-        ev = Evaluator(fun, jac, args, per_problem, run.ws.x, lo, hi, cfg, batch)
+        ev = Evaluator(fun, jac, args, per_problem, run.ws.xs, run.progress["x_row"], lo, hi,
+                       cfg, batch)  # fmt: skip
         try:
             loop.python_loop(run, ev, callback, style, deadline, printer, batch)
         finally:

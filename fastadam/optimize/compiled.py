@@ -167,13 +167,12 @@ def run_problem(fun, jac, args, batched, ws, i, p, hyper, carry, ctl, nsteps, st
     # arrays allocated here are kept alive by the variables ``scratch`` and ``owner`` (a
     # gradient that the objective returns) while the borrowed views are in use.
     ws, hyper, carry = borrowed(ws), borrowed(hyper), borrowed(carry)
-    x = ws.x[i]
     glast = ws.glast[i]
     a = pick(args, i, batched)
     g = glast
     # An objective that writes its gradient writes into the one of these two arrays that
     # does not hold the last accepted gradient (else spare is unused).
-    scratch = _scratch(fun, jac, x, a)
+    scratch = _scratch(fun, jac, glast, a)
     spare = borrowed(scratch)
     owner = scratch  # (a placeholder of the gradients' type until the first evaluation)
     code = RUNNING
@@ -184,7 +183,7 @@ def run_problem(fun, jac, args, batched, ws, i, p, hyper, carry, ctl, nsteps, st
     for _ in range(nsteps + start):
         if not first:
             update_(ws, i, g, hyper, carry, p)  # noqa: F821 - bound by jit()
-        f, owned = _evaluate(fun, jac, x, a, spare)
+        f, owned = _evaluate(fun, jac, ws.xs[p.x_row, i], a, spare)
         gnew = borrowed(owned)
         evaluations += 1
         code = check_(ws, i, gnew, f, p, ctl)  # noqa: F821
@@ -297,7 +296,7 @@ def specialize(fun, jac, args, batched, run, cached_loop):
     t0 = time.perf_counter()
     ws = run.ws
     try:
-        argtypes = (typeof(ws.x[0]),) + _problem_types(args)
+        argtypes = (typeof(ws.xs[0, 0]),) + _problem_types(args)
     except ValueError as exc:  # numba cannot type an argument
         raise TypeError(str(exc)) from exc
     if writes_gradient(fun, True if jac is None else jac, len(args)):  # f(x, g, *args)
@@ -361,7 +360,7 @@ def run_chunked(entry, fun, jac, args, batched, run, deadline, printer):
     codes = progress["status"]
     if np.any(codes == BAD_JAC_SIZE):
         i = int(np.argmax(codes == BAD_JAC_SIZE))
-        raise bad_jac_size(run.ws.x.shape[1], int(progress["nit"][i]))
+        raise bad_jac_size(run.ws.xs.shape[2], int(progress["nit"][i]))
     run.jac = run.ws.glast.copy()
     never = progress["eval_nit"] < 0
     run.jac[never] = np.nan
@@ -370,7 +369,6 @@ def run_chunked(entry, fun, jac, args, batched, run, deadline, printer):
 def _stop_running(run, code):
     codes = run.progress["status"]
     codes[codes == RUNNING] = code
-    engine.flush(run.ws, run.progress)
 
 
 def bad_jac_size(n, nit):

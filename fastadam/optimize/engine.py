@@ -3,10 +3,13 @@
 A run's state is three named records:
 
 :class:`Workspace`
-    The per-element arrays: the iterates ``x`` (shape (B, n); problem ``i`` is ``x[i]``, the
-    array its objective receives), the algorithm's state buffers, the last accepted iterate
-    (and the best one, unless best-iterate tracking is off), the ``xtol`` snapshot, the
-    gradient kept for the result, and the bounds.
+    The per-element arrays: the iterate buffers ``xs`` (shape (R, B, n)), the algorithm's
+    state buffers, the ``xtol`` snapshot, the gradient kept for the result, and the bounds.
+    Problem ``i``'s iterate, the array its objective receives, is
+    ``xs[progress[i].x_row, i]``; the last accepted iterate and the best one are rows too.
+    An update writes the new iterate into a row that holds neither the accepted iterate
+    nor the best one, so no iterate is ever copied to be kept (:func:`iterates` gives the
+    iterates as one (B, n) array).
 ``progress``
     A numpy record array of shape (B,) with dtype :data:`PROGRESS`: each problem's
     counters, objective values and stop-test values (``progress[i].nit``...).
@@ -66,9 +69,9 @@ PROGRESS = np.dtype(
         ("xchange", "f8"),  # last ||x_k - x_{k-w}||_inf tested by xtol (NaN if none yet)
         ("bad_nit", "i8"),  # iteration at which a non-finite value appeared (-1 if none)
         ("bad_fun", "f8"),  # the objective value there
-        ("last_row", "i8"),  # the row of Workspace.rows holding the last accepted iterate
+        ("x_row", "i8"),  # the row of Workspace.xs holding the iterate
+        ("last_row", "i8"),  # the row holding the last accepted iterate
         ("best_row", "i8"),  # the row holding the best iterate (-1 when not tracked)
-        ("keep_row", "i8"),  # the row the next update copies the accepted iterate to
     ],
     align=True,
 )
@@ -84,16 +87,15 @@ class Workspace(NamedTuple):
     """The arrays of a run (optional ones unused have a last axis of length 0; state
     buffers unused are None)."""
 
-    #: (B, n): the iterates
-    x: Any
+    #: (R, B, n): the iterate buffers, R = 3 with best-iterate tracking (the iterate, the
+    #: last accepted one, the best one) and 2 without; rows change roles per problem
+    xs: Any
     #: (B, n): the algorithm's state buffers (its ``State`` fields); ``s1`` and ``s2`` are
     #: None where the run's coefficients do not use them (only the loop for the buffers
     #: used is compiled)
     s0: Any
     s1: Any
     s2: Any
-    #: (R, B, n): the last accepted iterate, and with R = 2 the best one (rows swap roles)
-    rows: Any
     #: (B, n) or (B, 0): x at the start of the current xtol window
     snap: Any
     #: (B, n) or (B, 0): the gradient at the last accepted iterate (compiled loop)
@@ -170,8 +172,8 @@ def _borrowed_workspace(ws):
     """:func:`borrowed` of a :class:`Workspace`, built field by field (numba's parallel
     loops cannot take a NamedTuple that an intrinsic returns)."""
     return Workspace(
-        borrowed(ws.x), borrowed(ws.s0), borrowed(ws.s1), borrowed(ws.s2), borrowed(ws.rows),
-        borrowed(ws.snap), borrowed(ws.glast), borrowed(ws.lo), borrowed(ws.hi),
+        borrowed(ws.xs), borrowed(ws.s0), borrowed(ws.s1), borrowed(ws.s2), borrowed(ws.snap),
+        borrowed(ws.glast), borrowed(ws.lo), borrowed(ws.hi),
     )  # fmt: skip
 
 
@@ -183,7 +185,7 @@ def _fresh_record():
     r["status"] = RUNNING
     for name in ("fun", "gnorm", "best_fun", "fmean_prev", "fchange", "xchange", "bad_fun"):
         r[name] = np.nan
-    for name in ("eval_nit", "best_nit", "bad_nit", "best_row", "keep_row"):
+    for name in ("eval_nit", "best_nit", "bad_nit", "best_row"):
         r[name] = -1
     return r
 
@@ -319,33 +321,26 @@ projected_norm = jit(_projected_norm, inline="always")
 copy_serial = jit(copy, inline="always")
 
 
-def keep_update_project(x, g, s0, s1, s2, keep, keeping, lo, hi, c):
-    """One update of ``x`` in chunks over threads: each chunk of ``x`` first copied to
-    ``keep`` (with ``keeping``), then the algorithm's serial loop, then the projection onto
-    the box (unless ``lo`` is empty). One pass over memory: the iterate being replaced is
-    kept while it is in cache."""
+def update_project(x, out, g, s0, s1, s2, lo, hi, c):
+    """One update of ``x`` into ``out`` (another row of the iterate buffers: ``x`` stays
+    as it was) in chunks over threads: the algorithm's serial loop, then the projection
+    onto the box (unless ``lo`` is empty), in one pass over memory."""
     n = x.size
     for k in prange(max(1, (n + _CHUNK - 1) // _CHUNK)):
         a = k * _CHUNK
         b = min(n, a + _CHUNK)
-        if keeping:
-            for j in range(a, b):
-                keep[j] = x[j]
-        loop_(x[a:b], g[a:b], s0[a:b], part(s1, a, b), part(s2, a, b), c)  # noqa: F821 - bound by jit()
+        loop_(x[a:b], g[a:b], s0[a:b], part(s1, a, b), part(s2, a, b), c, out[a:b])  # noqa: F821 - bound by jit()
         if lo.size:
             for j in range(a, b):
-                x[j] = min(max(x[j], lo[j]), hi[j])
+                out[j] = min(max(out[j], lo[j]), hi[j])
 
 
-def keep_update_project_small(x, g, s0, s1, s2, keep, keeping, lo, hi, c):
-    """:func:`keep_update_project` in one piece (small problems: no slices)."""
-    if keeping:
-        for j in range(x.size):
-            keep[j] = x[j]
-    loop_(x, g, s0, s1, s2, c)  # noqa: F821 - bound by jit()
+def update_project_small(x, out, g, s0, s1, s2, lo, hi, c):
+    """:func:`update_project` in one piece (small problems: no slices)."""
+    loop_(x, g, s0, s1, s2, c, out)  # noqa: F821 - bound by jit()
     if lo.size:
         for j in range(x.size):
-            x[j] = min(max(x[j], lo[j]), hi[j])
+            out[j] = min(max(out[j], lo[j]), hi[j])
 
 
 @functools.cache
@@ -365,26 +360,15 @@ def check(ws, i, g, f, p, ctl):
     """Accept the evaluation ``f, g`` of problem ``i``'s current iterate and run the stop
     tests; return RUNNING or the status of the test that fired (BAD_JAC_SIZE for a gradient
     of the wrong size). On a non-finite ``f`` or ``g`` the iterate goes back to the last
-    accepted one, so ``x[i]`` always has a finite objective and gradient (but at x0).
-
-    An accepted iterate is kept in ``rows[keep_row]`` (for that going back, and as the best
-    iterate): by the next update, in the same pass, or here when a test fired."""
-    code = accept_and_test_(ws.x[i], g, f, p, ctl, ws.rows, i, ws.lo, ws.hi, ws.snap[i])  # noqa: F821
-    if code != RUNNING and p.keep_row >= 0:
-        keep(ws, i, p)
-    return code
+    accepted one (its row), so the iterate always has a finite objective and gradient (but
+    at x0)."""
+    return accept_and_test_(ws.xs, g, f, p, ctl, i, ws.lo, ws.hi, ws.snap[i])  # noqa: F821
 
 
-def _keep(ws, i, p):
-    """Copy problem ``i``'s iterate to its keep row (not inlined: it is rare)."""
-    copy_serial(ws.x[i], ws.rows[p.keep_row, i])
-    p.keep_row = -1
-
-
-def _accept_and_test(x, g, f, p, ctl, rows, i, lo, hi, snap):
-    """:func:`check` but the copy of the accepted iterate, left to ``keep_row``; the arrays
-    of problem ``i`` passed one by one (the fewer arrays a function binds, the fewer
-    reference counts)."""
+def _accept_and_test(xs, g, f, p, ctl, i, lo, hi, snap):
+    """:func:`check`, with the arrays passed one by one (the fewer arrays a function binds,
+    the fewer reference counts)."""
+    x = xs[p.x_row, i]
     n = x.size
     if g.size != n:
         return BAD_JAC_SIZE
@@ -394,25 +378,20 @@ def _accept_and_test(x, g, f, p, ctl, rows, i, lo, hi, snap):
         p.bad_nit = k
         p.bad_fun = f
         if k > 0:
-            copy_serial(rows[p.last_row, i], x)
+            p.x_row = p.last_row
             p.nit = k - 1
         else:
             p.fun = f
             p.gnorm = gmax if finite_g else np.nan
             p.eval_nit = 0
         return NONFINITE_JAC if f - f == 0 else NONFINITE_FUN
-    # x_k is accepted: kept in a row that does not hold the best iterate
-    row = 0
-    tracking = rows.shape[0] > 1
-    if tracking and p.best_row == 0:
-        row = 1
-    p.keep_row = row  # the copy is made by the update, or by check if the run stops
-    p.last_row = row
+    # x_k is accepted: the next update writes into another row
+    p.last_row = p.x_row
     if k == 0 or f < p.best_fun:
         p.best_fun = f
         p.best_nit = k
-        if tracking:
-            p.best_row = row
+        if xs.shape[0] > 2:  # (tracking the best iterate)
+            p.best_row = p.x_row
     p.fun = f
     p.eval_nit = k
     if lo.size > 0:
@@ -458,20 +437,30 @@ def _window_tests(x, snap, f, p, ctl):
 
 
 window_tests = jit(_window_tests, inline="always")
-keep = jit(_keep)
+
+
+def free_row(p, rows):
+    """A row of the iterate buffers that holds neither problem ``p``'s iterate (the last
+    accepted one, when an update is made) nor its best iterate: the first of ``rows``."""
+    r = 0
+    while r == p.x_row or r == p.best_row:
+        r += 1
+    return r if r < rows else 0  # (r < rows always: a guard for the compiler)
+
+
+free_row_serial = jit(free_row, inline="always")
 
 
 def update(ws, i, g, hyper, carry, p):
     """One update of problem ``i`` with gradient ``g`` (the algorithm's loop, through its
-    coefficients at step ``nit + 1``), keeping the accepted iterate and projecting onto
-    the bounds in the same pass."""
-    x = ws.x[i]
+    coefficients at step ``nit + 1``), from its iterate into a free row, projecting onto
+    the bounds in the same pass; the new iterate is that row."""
     t = p.nit + 1
     c = coefficients(t, *pick(hyper, i, batched_))  # noqa: F821 - bound by jit()
-    keep = ws.rows[max(p.keep_row, 0), i]
+    row = free_row_(p, ws.xs.shape[0])  # noqa: F821
     s1, s2 = item(ws.s1, i), item(ws.s2, i)  # (None: a buffer not used)
-    pass_(x, g, ws.s0[i], s1, s2, keep, p.keep_row >= 0, ws.lo, ws.hi, c)  # noqa: F821
-    p.keep_row = -1
+    pass_(ws.xs[p.x_row, i], ws.xs[row, i], g, ws.s0[i], s1, s2, ws.lo, ws.hi, c)  # noqa: F821
+    p.x_row = row
     carry[i] = c[CARRY]  # noqa: F821
     p.nit = t
 
@@ -562,17 +551,18 @@ def engine(name, way, batched, window=True):
     spec = algorithms.get(name)
     compiled = COMPILED[name]
     if way == ELEMENTS:  # chunks over threads, each with the algorithm's compiled loop
-        pass_ = jit(keep_update_project, parallel=True, name=f"{name}_pass_{way}",
+        pass_ = jit(update_project, parallel=True, name=f"{name}_pass_{way}",
                     loop_=compiled.given_serial)  # fmt: skip
     else:  # everything inlined but the algorithm's loop
         # (the loop is a call: numba compiles it for the buffers the run keeps, pruning the
         # others by type, which it cannot do in code it inlines)
-        pass_ = jit(keep_update_project_small, name=f"{name}_pass_{way}",
+        pass_ = jit(update_project_small, name=f"{name}_pass_{way}",
                     loop_=compiled.given_serial, inline="always")  # fmt: skip
     carry = spec.Coefficients._fields.index(next(iter(spec.carry))) if spec.carry else 0
     suffix = f"{name}_{way}_" + "".join(map(str, batched)) + ("" if window else "_nowindow")
     update_ = jit(update, name=f"update_{suffix}", coefficients=compiled.coefficients,
-                  pass_=pass_, CARRY=carry, batched_=batched, inline="always")  # fmt: skip
+                  pass_=pass_, CARRY=carry, batched_=batched, free_row_=free_row_serial,
+                  inline="always")  # fmt: skip
     # The iteration is inlined (per problem and iteration, calls that pass the arrays cost
     # more than a small problem's update), but the problems' iteration is a call in the
     # parallel loop: numba's parallel loops do not take inlined functions of records
@@ -583,26 +573,30 @@ def engine(name, way, batched, window=True):
     return Engine(check_, update_, advance_, suffix)
 
 
-def flush(run_ws, progress):
-    """Make the copies of accepted iterates still pending (problems stopped from Python
-    between their stop tests and their update)."""
-    for i in np.flatnonzero(progress["keep_row"] >= 0):
-        run_ws.rows[progress["keep_row"][i], i] = run_ws.x[i]
-        progress["keep_row"][i] = -1
+def iterates(ws, progress):
+    """The problems' iterates as one (B, n) array: a view of one row of ``ws.xs`` when
+    every problem's iterate is in the same row (the common case), else a copy."""
+    rows = progress["x_row"]
+    first = int(rows[0]) if rows.size else 0
+    if rows.size == 0 or np.all(rows == first):
+        return ws.xs[first]
+    return ws.xs[rows, np.arange(rows.size)]
 
 
 # -- allocation -------------------------------------------------------------------------------
 def allocate(x0, state_init, *, lo, hi, xtol, track_best, keep_gradient):
-    """The :class:`Workspace` of a run from ``x0`` (B, n), C-ordered, which becomes the
-    iterates (projected onto the bounds in place).
+    """The :class:`Workspace` of a run from ``x0`` (B, n), whose projection onto the bounds
+    is the iterate, in row 0.
 
     ``state_init`` is ``((used, value), ...)`` for the three buffers: whether the run's
     coefficients use each and its initial value (a scalar, or an array of shape (B,))."""
     b, n = x0.shape
     dt = x0.dtype
-    x = x0  # (a fresh array from options.check_x0: it becomes the iterates)
+    xs = np.empty((3 if track_best else 2, b, n), dtype=dt)
     if lo.size:
-        np.clip(x, lo, hi, out=x)
+        np.clip(x0, lo, hi, out=xs[0])
+    else:
+        xs[0] = x0
     bufs = []
     for used, value in state_init:
         if not used:  # (the first buffer always is)
@@ -615,6 +609,5 @@ def allocate(x0, state_init, *, lo, hi, xtol, track_best, keep_gradient):
     def optional(used):
         return np.empty((b, n if used else 0), dtype=dt)
 
-    track = np.empty((2 if track_best else 1, b, n), dtype=dt)
-    snap = x.copy() if xtol > 0 else optional(False)
-    return Workspace(x, *bufs, track, snap, optional(keep_gradient), lo, hi)
+    snap = xs[0].copy() if xtol > 0 else optional(False)
+    return Workspace(xs, *bufs, snap, optional(keep_gradient), lo, hi)

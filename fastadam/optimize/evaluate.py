@@ -147,27 +147,30 @@ class Evaluator:
     """Objective values and gradients of the problems ``active``, counted per problem.
 
     ``args`` are the extra arguments; for a batch, ``batched[k]`` says whether ``args[k]``
-    has one row per problem (it is then sliced to the rows running). ``lo``/``hi`` are the
-    bounds as rounded to x's dtype (empty without bounds)."""
+    has one row per problem (it is then sliced to the rows running). The iterates are read
+    from the run's iterate buffers ``xs`` (R, B, n) at the rows ``x_rows`` (the progress
+    records' field, updated by the engine). ``lo``/``hi`` are the bounds as rounded to x's
+    dtype (empty without bounds)."""
 
-    def __init__(self, fun, jac, args, batched, x, lo, hi, cfg, batch):
+    def __init__(self, fun, jac, args, batched, xs, x_rows, lo, hi, cfg, batch):
         self.fun = fun
         self.jac = jac
         self.mode, scheme = jac_mode(jac)
         self.args = args
         self.batched = batched
-        self.x = x
+        self.xs = xs
+        self.x_rows = x_rows
         self.batch = batch
-        b, n = x.shape
+        _, b, n = xs.shape
         self.nfev = np.zeros(b, dtype=np.int64)
         self.njev = np.zeros(b, dtype=np.int64)
         self.k = 0
         self.evaluations = 0  # minimize's calls of fun (and of jac), counted in Python
         self.F = np.empty(1)
-        self.x0 = x[0]  # minimize's live iterate (a view: updated in place)
+        self.views = [row[0] for row in xs]  # minimize's iterate in each row (views)
         self.gshape = (n,)
-        self.gstrides = (x.itemsize,)
-        self.dtype = x.dtype
+        self.gstrides = (xs.itemsize,)
+        self.dtype = xs.dtype
         if self.mode == FINITE_DIFF:
             self.fd = _FiniteDifferences(fun, scheme, cfg, lo, hi, batch)
         self._writes = {}  # number of arguments -> writes_gradient
@@ -187,7 +190,7 @@ class Evaluator:
         """minimize's evaluation of its one problem at the live iterate: ``(F, G)`` of
         shapes (1,) and (1, n); a gradient that is already a contiguous array of x's dtype
         is taken as it is (the common case, checked in a few attribute reads)."""
-        x = self.x0
+        x = self.views[self.x_rows[0]]  # the live iterate
         args = (*extra, *self.args) if extra else self.args
         out = self._gradient_out(args, self.gshape)
         if self.mode == COMBINED:
@@ -220,7 +223,7 @@ class Evaluator:
 
     def rows_args(self, active, extra):
         """The arguments of the problems ``active`` (``extra`` first: the minibatch)."""
-        if not self.batch or active.size == self.x.shape[0]:
+        if not self.batch or active.size == self.xs.shape[1]:
             return (*extra, *self.args)
         rows = tuple(a[active] if m else a for a, m in zip(self.args, self.batched, strict=True))
         return (*extra, *rows)
@@ -230,12 +233,10 @@ class Evaluator:
         if not self.batch:
             return self.one(extra)
         args = self.rows_args(active, extra)
-        full = active.size == self.x.shape[0]
-        if self.batch:
-            X = self.x if full else self.x[active]
-        else:
-            X = self.x[0]  # the live iterate
-        shape = (active.size, self.x.shape[1])
+        full = active.size == self.xs.shape[1]
+        rows = self.x_rows if full else self.x_rows[active]
+        X = self.xs[rows[0]] if full and np.all(rows == rows[0]) else self.xs[rows, active]
+        shape = (active.size, self.xs.shape[2])
         out = self._gradient_out(args, shape)
         if self.mode == COMBINED:
             f, g = (self.fun(X, out, *args), out) if out is not None else split(self.fun(X, *args))
@@ -244,14 +245,11 @@ class Evaluator:
         self._count(self.nfev, active, full)
         if self.mode == SEPARATE:
             g = self.jac(X, *args) if out is None else _into(self.jac(X, out, *args), out)
-        if self.batch:
-            F = _objective_values(f, active.size, self.k)
-        else:
-            F = np.array([scalar(f, self.k)])
+        F = _objective_values(f, active.size, self.k)
         if self.mode == FINITE_DIFF:
             mask = (0,) * len(extra) + tuple(self.batched)
             g = self.fd(X, F, args, mask, self.nfev, active)
-        G = gradient(g, shape if self.batch else shape[1:], self.x.dtype, self.mode, self.k)
+        G = gradient(g, shape, self.dtype, self.mode, self.k)
         self._count(self.njev, active, full)
         return F, G.reshape(shape)
 

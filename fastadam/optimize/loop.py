@@ -47,7 +47,7 @@ class Run:
     def keep_jac(self, rows, G):
         """Record the gradients ``G`` of the problems ``rows`` (for the result)."""
         if self.jac is None:
-            self.jac = np.full(self.ws.x.shape, np.nan, dtype=self.ws.x.dtype)
+            self.jac = np.full(self.ws.xs.shape[1:], np.nan, dtype=self.ws.xs.dtype)
         self.jac[rows] = G
 
 
@@ -63,7 +63,7 @@ def python_loop(run, ev, callback, style, deadline, printer, batch):
     sched = cfg.lr if callable(cfg.lr) else None
     batches = None if cfg.batches is None else iter(cfg.batches)
     split = callback is not None or deadline is not None or printer is not None or sched
-    active = np.arange(ws.x.shape[0])
+    active = np.arange(ws.xs.shape[1])
     last = None  # (active, G) of the latest complete evaluation
     previous = None  # and of the one before (for problems that stop on a non-finite value)
     final = None
@@ -150,7 +150,7 @@ def _finished(run, active, G, previous):
         i = int(active[np.argmax(codes == BAD_JAC_SIZE)])
         raise ValueError(
             f"jac (or fun's gradient with jac=True) returned an array whose size is not x0's, "
-            f"{run.ws.x.shape[1]}, at iteration {int(run.progress['nit'][i])}"
+            f"{run.ws.xs.shape[2]}, at iteration {int(run.progress['nit'][i])}"
         )
     rows = active[done]
     G_done = G[done]
@@ -169,7 +169,6 @@ def _stop_all(run, code, last):
     progress = run.progress
     rows = np.flatnonzero(progress["status"] == RUNNING)
     progress["status"][rows] = code
-    engine.flush(run.ws, progress)
     if last is not None and rows.size:
         active, G = last
         pos = np.searchsorted(active, rows)
@@ -182,8 +181,9 @@ def call_back(callback, style, run, active, G, ev):
     from scipy.optimize import OptimizeResult
 
     ws, progress = run.ws, run.progress
+    x = engine.iterates(ws, progress).copy()
     if not ev.batch:
-        x = ws.x[0].copy()
+        x = x[0]
         if style == "new":
             p = progress[0]
             callback(
@@ -200,11 +200,11 @@ def call_back(callback, style, run, active, G, ev):
             callback(x)
         return
     if style == "new":
-        jac = np.full(ws.x.shape, np.nan, dtype=ws.x.dtype)
+        jac = np.full(x.shape, np.nan, dtype=x.dtype)
         jac[active] = G
         callback(
             intermediate_result=OptimizeResult(
-                x=ws.x.copy(),
+                x=x,
                 fun=progress["fun"].copy(),
                 jac=jac,
                 nit=progress["nit"].copy(),
@@ -215,4 +215,4 @@ def call_back(callback, style, run, active, G, ev):
             )  # fmt: skip
         )
     else:
-        callback(ws.x.copy())
+        callback(x)

@@ -192,7 +192,8 @@ def _workspace(x0, options):
     if bad >= 0:
         raise ValueError("a bounds interval in options holds no finite value of x0's dtype")
     n = x0.size
-    x = np.empty((1, n), dtype=x0.dtype)
+    xs = np.empty((3 if options.track_best else 2, 1, n), dtype=x0.dtype)
+    x = xs[0]
     x[0] = x0
     if lo_x.size:
         for j in range(n):
@@ -201,10 +202,9 @@ def _workspace(x0, options):
     s0 = _state_buffer(x, used[0], init[0])
     s1 = _state_buffer(x, used[1], init[1])
     s2 = _state_buffer(x, used[2], init[2])
-    rows = np.empty((2 if options.track_best else 1, 1, n), dtype=x0.dtype)
     snap = x.copy() if options.controls[0].xtol > 0 else np.empty((1, 0), dtype=x0.dtype)
     glast = np.empty((1, n), dtype=x0.dtype)
-    return Workspace(x, s0, s1, s2, rows, snap, glast, lo_x, hi_x)
+    return Workspace(xs, s0, s1, s2, snap, glast, lo_x, hi_x)
 
 
 _PROGRESS = engine.PROGRESS
@@ -226,7 +226,6 @@ def _progress():
     p.best_nit = -1
     p.bad_nit = -1
     p.best_row = -1
-    p.keep_row = -1
     return progress
 
 
@@ -237,11 +236,12 @@ def _result(ws, progress):
     if code == BAD_JAC_SIZE:
         raise ValueError("jac returned an array whose size differs from x0's")
     success = code == GTOL or code == FTOL or code == XTOL
-    best = ws.x[0].copy()
-    if ws.rows.shape[0] > 1 and p.best_row >= 0:
-        best = ws.rows[p.best_row, 0].copy()
+    x = ws.xs[p.x_row, 0].copy()
+    best = x
+    if ws.xs.shape[0] > 2 and p.best_row >= 0:
+        best = ws.xs[p.best_row, 0].copy()
     return NjitResult(
-        ws.x[0].copy(), p.fun, ws.glast[0].copy(), p.nit, p.nfev, p.njev, code, success, best,
+        x, p.fun, ws.glast[0].copy(), p.nit, p.nfev, p.njev, code, success, best,
         p.best_fun, max(p.best_nit, 0), p.gnorm,
     )  # fmt: skip
 

@@ -308,8 +308,9 @@ def warn_unknown(unknown, stacklevel):
 
 
 def check_x0(x0, batch=False):
-    """``x0`` as a fresh C-ordered float32/float64 array (integers become float64, as in
-    scipy): 1-D, or with ``batch`` 2-D (one row per problem)."""
+    """``x0`` as a C-ordered float32/float64 array (integers become float64, as in scipy):
+    1-D, or with ``batch`` 2-D (one row per problem). Not a copy where ``x0`` is one
+    already: the run copies it into its own buffers and never writes to it."""
     name = "x0 (one row per problem)" if batch else "x0"
     ndim = 2 if batch else 1
     try:
@@ -335,7 +336,7 @@ def check_x0(x0, batch=False):
         )
     if not np.all(np.isfinite(x)):
         raise ValueError("x0 contains NaN or Inf")
-    return np.array(x, order="C", copy=True)
+    return np.ascontiguousarray(x)
 
 
 def check_bounds(bounds, n, dtype):

@@ -7,6 +7,7 @@ import types
 import numpy as np
 from scipy.optimize import OptimizeResult
 
+from . import engine
 from .status import (
     BATCHES_EXHAUSTED,
     CALLBACK,
@@ -90,14 +91,11 @@ def message(status, p, ctl, bounded, maxtime):
 def _best_x(run):
     """(B, n): each problem's best iterate (None when best-iterate tracking is off)."""
     ws, p = run.ws, run.progress
-    if ws.rows.shape[0] < 2:
+    if ws.xs.shape[0] < 3:
         return None
-    b = ws.x.shape[0]
-    rows = np.maximum(p["best_row"], 0)
-    best = ws.rows[rows, np.arange(b)]
-    never = p["best_row"] < 0  # no accepted iterate: x0 (projected)
-    best[never] = ws.x[never]
-    return best
+    # (before an accepted iterate, best_row is -1: the iterate, x0 projected)
+    rows = np.where(p["best_row"] < 0, p["x_row"], p["best_row"])
+    return ws.xs[rows, np.arange(rows.size)]
 
 
 def _fields(run):
@@ -105,7 +103,7 @@ def _fields(run):
     p = run.progress
     codes = p["status"]
     return dict(
-        x=run.ws.x.copy(),
+        x=engine.iterates(run.ws, run.progress).copy(),
         fun=p["fun"].copy(),
         jac=run.jac,
         nit=p["nit"].copy(),
