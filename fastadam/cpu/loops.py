@@ -29,12 +29,18 @@ PARALLEL_MIN_SIZE = 1 << 16
 
 def given(p, g, s0, s1, s2, coef, out):
     """``rule`` on every element of the 1-D arrays, the new parameters written to ``out``
-    (``p`` itself for an update in place; another array of p's size leaves ``p`` as it
-    was), with the coefficients cast to the arrays' dtype, reading and writing the buffers
-    ``s1`` and ``s2`` that are not None (the caller passes None for a buffer no
-    coefficients of the run use; where one is given but these coefficients do not use it,
-    the rule returns it unchanged)."""
+    (None: to ``p``, in place; another array of p's size leaves ``p`` as it was), with the
+    coefficients cast to the arrays' dtype, reading and writing the buffers ``s1`` and
+    ``s2`` that are not None (the caller passes None for a buffer no coefficients of the
+    run use; where one is given but these coefficients do not use it, the rule returns it
+    unchanged)."""
     n = p.size
+    # (in place, the loops write to p itself: passing p as out would leave the compiler
+    # unsure whether they overlap, and the loops would not vectorize)
+    if out is None:
+        dest = p
+    else:
+        dest = out
     # The cast is written inside the loops (loop-invariant, it is hoisted out by the
     # compiler): numba's parallel loops can take a named record only as an argument. Each
     # combination of buffers has its own loop, touching only the arrays it needs, so that
@@ -43,19 +49,19 @@ def given(p, g, s0, s1, s2, coef, out):
         if s2 is None:
             for i in prange(n):
                 c = cast(coef, p.dtype.type)  # noqa: F821 - bound per algorithm by jit()
-                out[i], s0[i], _, _ = rule(p[i], g[i], s0[i], p[i], p[i], c)  # noqa: F821
+                dest[i], s0[i], _, _ = rule(p[i], g[i], s0[i], p[i], p[i], c)  # noqa: F821
         else:
             for i in prange(n):
                 c = cast(coef, p.dtype.type)  # noqa: F821
-                out[i], s0[i], _, s2[i] = rule(p[i], g[i], s0[i], p[i], s2[i], c)  # noqa: F821
+                dest[i], s0[i], _, s2[i] = rule(p[i], g[i], s0[i], p[i], s2[i], c)  # noqa: F821
     elif s2 is None:
         for i in prange(n):
             c = cast(coef, p.dtype.type)  # noqa: F821
-            out[i], s0[i], s1[i], _ = rule(p[i], g[i], s0[i], s1[i], p[i], c)  # noqa: F821
+            dest[i], s0[i], s1[i], _ = rule(p[i], g[i], s0[i], s1[i], p[i], c)  # noqa: F821
     else:
         for i in prange(n):
             c = cast(coef, p.dtype.type)  # noqa: F821
-            out[i], s0[i], s1[i], s2[i] = rule(p[i], g[i], s0[i], s1[i], s2[i], c)  # noqa: F821
+            dest[i], s0[i], s1[i], s2[i] = rule(p[i], g[i], s0[i], s1[i], s2[i], c)  # noqa: F821
 
 
 def update(p, g, s0, s1, s2, coef):
@@ -65,13 +71,13 @@ def update(p, g, s0, s1, s2, coef):
     records hold every buffer (empty where unused)."""
     use1, use2 = buffers(coef)  # noqa: F821 - bound per algorithm by jit()
     if use1 and use2:
-        given_(p, g, s0, s1, s2, coef, p)  # noqa: F821
+        given_(p, g, s0, s1, s2, coef, None)  # noqa: F821
     elif use1:
-        given_(p, g, s0, s1, None, coef, p)  # noqa: F821
+        given_(p, g, s0, s1, None, coef, None)  # noqa: F821
     elif use2:
-        given_(p, g, s0, None, s2, coef, p)  # noqa: F821
+        given_(p, g, s0, None, s2, coef, None)  # noqa: F821
     else:
-        given_(p, g, s0, None, None, coef, p)  # noqa: F821
+        given_(p, g, s0, None, None, coef, None)  # noqa: F821
 
 
 @intrinsic
@@ -129,9 +135,9 @@ def step(ps, gs, s0s, s1s, s2s, t, args, skip_nonfinite, skipped):
         if skip_nonfinite and not all_finite(gs[k]):
             skipped[k] += 1
         elif ps[k].size >= PARALLEL_MIN_SIZE:
-            parallel_loop(ps[k], gs[k], s0s[k], s1, s2, c, ps[k])  # noqa: F821
+            parallel_loop(ps[k], gs[k], s0s[k], s1, s2, c, None)  # noqa: F821
         else:
-            serial_loop(ps[k], gs[k], s0s[k], s1, s2, c, ps[k])  # noqa: F821
+            serial_loop(ps[k], gs[k], s0s[k], s1, s2, c, None)  # noqa: F821
     return float(c[CARRY])  # noqa: F821
 
 
