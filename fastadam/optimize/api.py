@@ -111,7 +111,7 @@ def minimize(
         ``'2-point'`` and ``'cs'``, eps**(1/3) for ``'3-point'``, eps of ``x``'s dtype),
         ``compiled`` (None: automatic; True: require the compiled path; False: never),
         ``track_best`` (default True: keep the best iterate in ``best_x``; False saves one
-        array of n and its copies).
+        array of n).
 
         Unknown names give a :class:`scipy.optimize.OptimizeWarning`.
 
