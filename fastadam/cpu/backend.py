@@ -111,6 +111,6 @@ def launcher(spec, arrays, skipped, gather, stream=None):
     step = compiled.step_serial if max(p.size for p in ps) < PARALLEL_MIN_SIZE else compiled.step
 
     def run(args, grads, t, skip_nonfinite):
-        return step(ps, gather(grads), s0s, s1s, s2s, t, args, skip_nonfinite, skipped)
+        return step(ps, gather(grads), s0s, s1s, s2s, t, args, skipped if skip_nonfinite else None)
 
     return run

@@ -120,19 +120,20 @@ def all_finite(x):
 all_finite = jit(all_finite)
 
 
-def step(ps, gs, s0s, s1s, s2s, t, args, skip_nonfinite, skipped):
+def step(ps, gs, s0s, s1s, s2s, t, args, skipped):
     """One step on tuples of 1-D arrays of one dtype: the coefficients of step ``t`` from
     ``args`` (the positional arguments of the algorithm's ``coefficients`` after ``t``),
     then each array with the serial or the parallel loop. ``s1s`` and ``s2s`` are None
-    where the coefficients do not use that buffer. With ``skip_nonfinite`` an array whose
-    gradient holds a NaN or Inf is left untouched and ``skipped[k]`` counted.
+    where the coefficients do not use that buffer. With ``skipped`` (counters, one per
+    array; None to update every array) an array whose gradient holds a NaN or Inf is left
+    untouched and ``skipped[k]`` counted: the test is only compiled where it is used.
 
     Returns the coefficient field the optimizer carries to the next step (``CARRY``, the
     index of NAdam's ``mu_product``; a field it ignores for the other algorithms)."""
     c = coefficients(t, *args)  # noqa: F821
     for k in range(len(ps)):
         s1, s2 = item(s1s, k), item(s2s, k)
-        if skip_nonfinite and not all_finite(gs[k]):
+        if skipped is not None and not all_finite(gs[k]):
             skipped[k] += 1
         elif ps[k].size >= PARALLEL_MIN_SIZE:
             parallel_loop(ps[k], gs[k], s0s[k], s1, s2, c, None)  # noqa: F821
