@@ -362,7 +362,6 @@ def solve(fun, x0, args, method, jac, bounds, callback, tol, options, stacklevel
         raise ValueError(f"options['compiled'] is True but {refusal}")
     use_compiled = refusal is None and cfg.compiled is not False
     run = _new_run(X0, lo, hi, cfg, keep_gradient=use_compiled)
-    printer = _Printer(cfg, batch) if (cfg.disp or cfg.progress) else None
     extra = {}
     if use_compiled:
         # one problem's arguments are selected with pick(): minimize passes them whole
@@ -381,21 +380,32 @@ def solve(fun, x0, args, method, jac, bounds, callback, tol, options, stacklevel
                 raise
             use_compiled = False
             run = _new_run(X0, lo, hi, cfg, keep_gradient=False)
-    start = time.perf_counter()
-    deadline = None if cfg.maxtime is None else start + cfg.maxtime
-    if printer is not None:
-        printer.start(start)
-    if use_compiled:
-        compiled.run_chunked(entry, fun, cjac, cargs, per_problem, run, deadline, printer)
-    else:
+
+    def iterate(deadline, printer):
+        if use_compiled:
+            compiled.run_chunked(entry, fun, cjac, cargs, per_problem, run, deadline, printer)
+            return
         ev = Evaluator(fun, jac, args, per_problem, run.ws.xs, run.progress["x_row"], lo, hi,
                        cfg, batch)  # fmt: skip
         try:
             loop.python_loop(run, ev, callback, style, deadline, printer, batch)
         finally:
             run.progress["nfev"], run.progress["njev"] = ev.counts()
+
+    return _execute(run, cfg, batch, iterate, compiled=use_compiled, **extra)
+
+
+def _execute(run, cfg, batch, iterate, **extra):
+    """``iterate(deadline, printer)`` with the time limit and the display (which it
+    returns more fields of the result from, or None); then the result of ``run``."""
+    printer = _Printer(cfg, batch) if (cfg.disp or cfg.progress) else None
+    start = time.perf_counter()
+    if printer is not None:
+        printer.start(start)
+    deadline = None if cfg.maxtime is None else start + cfg.maxtime
+    more = iterate(deadline, printer) or {}
     build = results.build_batch if batch else results.build
-    res = build(run, compiled=use_compiled, **extra)
+    res = build(run, **extra, **more)
     if printer is not None:
         printer.finish(res)
     return res
@@ -453,17 +463,11 @@ def _solve_on_device(fun, X0, args, jac, callback, cfg, lo, hi, batch):
     _check_device_form(fun, jac, len(args))
     dargs, kinds = gpu.device_args(args, X0.shape[0], batch)
     run = _new_run(X0, lo, hi, cfg, keep_gradient=True)
-    printer = _Printer(cfg, batch) if (cfg.disp or cfg.progress) else None
-    start = time.perf_counter()
-    if printer is not None:
-        printer.start(start)
-    deadline = None if cfg.maxtime is None else start + cfg.maxtime
-    compile_time = gpu.run(dfun, djac, dargs, kinds, run, deadline, printer)
-    build = results.build_batch if batch else results.build
-    res = build(run, compiled=True, device="cuda", compile_time=compile_time)
-    if printer is not None:
-        printer.finish(res)
-    return res
+
+    def iterate(deadline, printer):
+        return {"compile_time": gpu.run(dfun, djac, dargs, kinds, run, deadline, printer)}
+
+    return _execute(run, cfg, batch, iterate, compiled=True, device="cuda")
 
 
 def _whole(a):
