@@ -27,7 +27,7 @@ from numba import cuda
 
 from .. import algorithms
 from ..cpu import loops
-from ..optimize import engine
+from ..optimize import engine, options
 from ..optimize.status import INTERRUPTED, MAXTIME, NONFINITE_FUN, NONFINITE_JAC, RUNNING
 from ..optimizers import is_cuda_array
 from . import DEVICE, SIMULATOR, quiet_launches
@@ -234,15 +234,8 @@ def device_args(args, b, batch):
             kind = 0
         elif not batch:
             d, kind = d.reshape((1, *d.shape)), 2
-        elif d.shape[0] == b:
-            kind = 1
-        elif d.shape[0] == 1:
-            kind = 2
         else:
-            raise ValueError(
-                f"args[{k}] has shape {d.shape}: its leading axis must be {b} (one row per "
-                "problem) or 1 (shared by all problems)"
-            )
+            kind = 1 if options.per_problem(d.shape, k, b) else 2
         out.append(d)
         kinds.append(kind)
     return tuple(out), tuple(kinds)

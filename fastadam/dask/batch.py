@@ -161,7 +161,9 @@ def _check_x0(x0):
 def _split_arg(a, k, b, chunks):
     """``("rows", per-chunk pieces)`` for an argument with one row per problem, else
     ``("shared", a)``."""
-    if isinstance(a, da.Array) and a.ndim >= 1 and a.shape[0] == b:
+    if not isinstance(a, (np.ndarray, da.Array)) or not options_.per_problem(a.shape, k, b):
+        return "shared", a
+    if isinstance(a, da.Array):
         if a.chunks[0] != chunks:
             raise ValueError(
                 f"args[{k}] is chunked {a.chunks[0]} along its first axis but x0 is chunked "
@@ -173,15 +175,8 @@ def _split_arg(a, k, b, chunks):
                 "it along the problems only"
             )
         return "rows", [a.blocks[i] for i in range(len(chunks))]
-    if isinstance(a, np.ndarray) and a.ndim >= 1 and a.shape[0] == b:
-        edges = np.cumsum((0,) + chunks)
-        return "rows", [a[lo:hi] for lo, hi in zip(edges[:-1], edges[1:], strict=True)]
-    if isinstance(a, (np.ndarray, da.Array)) and a.ndim >= 1 and a.shape[0] != 1:
-        raise ValueError(
-            f"args[{k}] has shape {a.shape}: its leading axis must be {b} (one row per "
-            "problem) or 1 (shared by all problems)"
-        )
-    return "shared", a
+    edges = np.cumsum((0,) + chunks)
+    return "rows", [a[lo:hi] for lo, hi in zip(edges[:-1], edges[1:], strict=True)]
 
 
 def _per_problem(value, b):

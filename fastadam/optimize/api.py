@@ -314,20 +314,12 @@ def _compiled_refusal(fun, jac, callback, cfg):
 
 def _per_problem_args(args, b, batch):
     """For each argument, 1 when it holds one row per problem (see minimize_batch)."""
-    mask = []
-    for k, a in enumerate(args):
-        if not batch or not isinstance(a, np.ndarray) or a.ndim == 0:
-            mask.append(0)
-        elif a.shape[0] == b:
-            mask.append(1)
-        elif a.shape[0] == 1:
-            mask.append(0)
-        else:
-            raise ValueError(
-                f"args[{k}] has shape {a.shape}: its leading axis must be {b} (one row per "
-                "problem) or 1 (shared by all problems)"
-            )
-    return tuple(mask)
+    if not batch:
+        return (0,) * len(args)
+    return tuple(
+        options_.per_problem(a.shape, k, b) if isinstance(a, np.ndarray) else 0
+        for k, a in enumerate(args)
+    )
 
 
 def solve(fun, x0, args, method, jac, bounds, callback, tol, options, stacklevel, batch=False):

@@ -307,6 +307,22 @@ def warn_unknown(unknown, stacklevel):
         warnings.warn(f"Unknown solver options: {names}", OptimizeWarning, stacklevel=stacklevel)
 
 
+def per_problem(shape, k, b):
+    """1 when ``args[k]``, of ``shape``, holds one row per problem of a batch of ``b`` (its
+    leading axis is b), 0 when all problems share it (a scalar, or a leading axis of 1):
+    ``minimize_batch``'s broadcasting rule. ValueError otherwise."""
+    if len(shape) == 0:
+        return 0
+    if shape[0] == b:
+        return 1
+    if shape[0] == 1:
+        return 0
+    raise ValueError(
+        f"args[{k}] has shape {shape}: its leading axis must be {b} (one row per problem) "
+        "or 1 (shared by all problems)"
+    )
+
+
 def check_x0(x0, batch=False):
     """``x0`` as a C-ordered float32/float64 array (integers become float64, as in scipy):
     1-D, or with ``batch`` 2-D (one row per problem). Not a copy where ``x0`` is one
