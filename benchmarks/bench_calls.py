@@ -59,7 +59,7 @@ def step_overhead():
         step = COMPILED["adam"].step_serial if n < kernels.PARALLEL_MIN_SIZE else (
             COMPILED["adam"].step)  # fmt: skip
         call = functools.partial(step, launch.arrays[0], (g,), *launch.arrays[1:], 5, args,
-                                 False, launch.counters)  # fmt: skip
+                                 None)  # fmt: skip
         to, tk, diff = interleaved(functools.partial(opt.step, g), call,
                                    500 if n <= 1000 else 50, 60)  # fmt: skip
         print(f"| {n:,} | {to:.2f} | {tk:.2f} | {to - tk:.2f} | {diff:.2f} |")

@@ -185,6 +185,17 @@ def test_minimize_njit_from_user_njit_code():
     np.testing.assert_allclose(res.x, ref.x, rtol=1e-12)
 
 
+@pytest.mark.parametrize("track_best", [True, False])
+def test_minimize_njit_result_arrays_are_its_own(track_best):
+    # x and best_x come from the run's iterate buffers: each is a copy of its own, also
+    # where best_x is x (best-iterate tracking off)
+    options = fa.njit_options("adam", **dict(OPTS, maxiter=20, track_best=track_best))
+    res = fa.minimize_njit(rosen_nb, rosen_grad_nb, np.zeros(4), (), options)
+    assert not np.shares_memory(res.x, res.best_x)
+    assert not np.shares_memory(res.x, res.jac)
+    np.testing.assert_array_equal(res.best_x, res.x)  # (a descent: the last is the best)
+
+
 def test_njit_options_errors():
     with pytest.raises(ValueError, match="Python loop"):
         fa.njit_options("adam", batches=[1, 2])

@@ -236,7 +236,8 @@ def minimize_batch(
     Parameters
     ----------
     fun : callable
-        See above. ``X`` (or ``x``) is live: copy it if you keep it.
+        See above. ``X`` (or ``x``) is a view of the run's iterate buffers, overwritten by
+        later updates (or a copy): copy it if you keep it, and do not write to it.
     x0 : array_like, shape (B, n)
         One starting point per row (float32 and float64 are kept, integers become float64).
     args : tuple, optional

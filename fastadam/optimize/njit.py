@@ -236,10 +236,10 @@ def _result(ws, progress):
     if code == BAD_JAC_SIZE:
         raise ValueError("jac returned an array whose size differs from x0's")
     success = code == GTOL or code == FTOL or code == XTOL
-    x = ws.xs[p.x_row, 0].copy()
-    best = x
-    if ws.xs.shape[0] > 2 and p.best_row >= 0:
-        best = ws.xs[p.best_row, 0].copy()
+    x = ws.xs[p.x_row, 0]
+    best = ws.xs[p.best_row, 0] if ws.xs.shape[0] > 2 and p.best_row >= 0 else x
+    x = x.copy()
+    best = best.copy()  # (its own array, also where it is x)
     return NjitResult(
         x, p.fun, ws.glast[0].copy(), p.nit, p.nfev, p.njev, code, success, best,
         p.best_fun, max(p.best_nit, 0), p.gnorm,
