@@ -8,8 +8,8 @@ A run's state is three named records:
     Problem ``i``'s iterate, the array its objective receives, is
     ``xs[progress[i].x_row, i]``; the last accepted iterate and the best one are rows too.
     An update writes the new iterate into a row that holds neither the accepted iterate
-    nor the best one, so no iterate is ever copied to be kept (:func:`iterates` gives the
-    iterates as one (B, n) array).
+    nor the best one, so no iterate is ever copied to be kept (:func:`iterates` copies the
+    iterates into one (B, n) array).
 ``progress``
     A numpy record array of shape (B,) with dtype :data:`PROGRESS`: each problem's
     counters, objective values and stop-test values (``progress[i].nit``...).
@@ -576,12 +576,10 @@ def engine(name, way, batched, window=True):
 
 
 def iterates(ws, progress):
-    """The problems' iterates as one (B, n) array: a view of one row of ``ws.xs`` when
-    every problem's iterate is in the same row (the common case), else a copy."""
+    """The problems' iterates, copied into a new (B, n) array."""
     rows = progress["x_row"]
-    first = int(rows[0]) if rows.size else 0
-    if rows.size == 0 or np.all(rows == first):
-        return ws.xs[first]
+    if np.all(rows == rows[0]):  # (the common case: one row, copied whole)
+        return ws.xs[rows[0]].copy()
     return ws.xs[rows, np.arange(rows.size)]
 
 

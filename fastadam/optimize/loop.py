@@ -181,7 +181,7 @@ def call_back(callback, style, run, active, G, ev):
     from scipy.optimize import OptimizeResult
 
     ws, progress = run.ws, run.progress
-    x = engine.iterates(ws, progress).copy()
+    x = engine.iterates(ws, progress)
     if not ev.batch:
         x = x[0]
         if style == "new":

@@ -103,7 +103,7 @@ def _fields(run):
     p = run.progress
     codes = p["status"]
     return dict(
-        x=engine.iterates(run.ws, run.progress).copy(),
+        x=engine.iterates(run.ws, run.progress),
         fun=p["fun"].copy(),
         jac=run.jac,
         nit=p["nit"].copy(),
