@@ -564,13 +564,11 @@ def engine(name, way, batched, window=True):
                   pass_=pass_, CARRY=carry, batched_=batched, free_row_=free_row_serial,
                   inline="always")  # fmt: skip
     # The iteration is inlined (per problem and iteration, calls that pass the arrays cost
-    # more than a small problem's update), and so is the problems' iteration where the
-    # problems are in sequence (one function to compile, not two); in the parallel loop
-    # it is a call: numba's parallel loops do not take inlined functions of records
-    # reliably.
+    # more than a small problem's update), but the problems' iteration is a call in the
+    # parallel loop: numba's parallel loops do not take inlined functions of records
+    # reliably. (Inlining it where the loop is serial compiled no faster: measured.)
     check_ = checker(way, window)
-    one_ = jit(advance_one, name=f"advance_one_{suffix}", check_=check_, update_=update_,
-               inline="never" if way == PROBLEMS else "always")  # fmt: skip
+    one_ = jit(advance_one, name=f"advance_one_{suffix}", check_=check_, update_=update_)
     advance_ = jit(advance, parallel=way == PROBLEMS, name=f"advance_{suffix}", one_=one_)
     return Engine(check_, update_, advance_, suffix)
 
