@@ -341,6 +341,38 @@ def test_minibatch_linear_regression_recovers_coefficients():
     assert (res.status, res.nit) == (1, 30)
 
 
+@pytest.mark.parametrize("stop", ["batches", "callback"])
+def test_a_gradient_that_is_the_iterate_itself(stop):
+    # f = 0.5 |x|^2 - x.b with the gradient returned as a view of x itself where b = 0: the
+    # result's jac is the gradient at the evaluated iterate, as with a copy, also when the
+    # run stops between the evaluation and an update (the update writes another buffer)
+    def pair(x, b, copy):
+        g = x - b if b.any() else x
+        return 0.5 * float(x @ x) - float(x @ b), (g.copy() if copy else g)
+
+    def run(copy):
+        opts = dict(lr=0.1, gtol=0.0, maxiter=50)
+        kwargs = {}
+        if stop == "batches":
+            opts["batches"] = iter([np.zeros(3)] * 7)
+            fun = lambda x, b: pair(x, b, copy)  # noqa: E731
+        else:
+            calls = iter(range(10**6))
+
+            def callback(xk):
+                if next(calls) == 6:
+                    raise StopIteration
+
+            fun = lambda x: pair(x, np.zeros(3), copy)  # noqa: E731
+            kwargs["callback"] = callback
+        return fa.minimize(fun, np.array([1.0, -2.0, 0.5]), jac=True, options=opts, **kwargs)
+
+    ref, res = run(copy=True), run(copy=False)
+    assert res.status == ref.status and res.nit == ref.nit == 7
+    for name in ("x", "jac", "fun", "best_x", "best_fun", "gnorm"):
+        np.testing.assert_array_equal(res[name], ref[name], err_msg=name)
+
+
 # -- bounds ----------------------------------------------------------------------------------
 
 
