@@ -6,6 +6,7 @@ import warnings
 
 import numpy as np
 import pytest
+from numba import njit
 from scipy.optimize import Bounds, OptimizeResult, OptimizeWarning, rosen, rosen_der
 from scipy.optimize import minimize as sp_minimize
 
@@ -235,6 +236,47 @@ def test_best_iterate_kept_while_the_run_moves_away():
     assert (res.nit, res.best_nit) == (5, 1) and res.best_fun == min(values)
     np.testing.assert_array_equal(res.best_x, seen[1])
     np.testing.assert_array_equal(res.x, seen[5])
+
+
+@njit
+def _large_fun(x, c, calls):
+    s = 0.0
+    for j in range(x.size):
+        s += 0.5 * (np.float64(x[j]) - c[j]) ** 2
+    return s
+
+
+@njit
+def _large_jac(x, c, calls):
+    calls[0] += 1
+    g = x - c
+    if calls[0] == 5:
+        g[-1] = np.nan
+    return g
+
+
+@pytest.mark.parametrize("compiled", [False, True])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_large_problem_updated_in_chunks_over_threads(dtype, compiled):
+    # n >= PARALLEL_MIN_SIZE runs the update in chunks over threads and scans the gradient
+    # by the bits' max: the iterates are Adam.step's bit for bit, gnorm is numpy's max |g|,
+    # and a NaN in the last element of the gradient at iteration 4 stops the run at
+    # iteration 3 (Python path and compiled loop)
+    n = fa.kernels.PARALLEL_MIN_SIZE + 1001
+    c = np.random.default_rng(5).standard_normal(n).astype(dtype)
+    calls = np.zeros(1, np.int64)
+    fun, jac = (_large_fun, _large_jac) if compiled else (_large_fun.py_func, _large_jac.py_func)
+    res = fa.minimize(fun, np.zeros(n, dtype), args=(c, calls), jac=jac,
+                      options=dict(lr=0.01, gtol=0.0))  # fmt: skip
+    assert res.compiled is compiled
+    assert (res.status, res.nit) == (fa.optimize.Status.NONFINITE_JAC, 3)
+    x = np.zeros(n, dtype)
+    opt = fa.Adam(x, lr=0.01)
+    for _ in range(3):
+        opt.step(x - c)
+    np.testing.assert_array_equal(res.x, x)
+    np.testing.assert_array_equal(res.jac, x - c)
+    assert res.gnorm == float(np.max(np.abs(x - c)))
 
 
 def test_status_nonfinite_at_x0():

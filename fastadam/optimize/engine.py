@@ -233,7 +233,8 @@ def max_abs_bits_chunks(bits, mask):
     """The largest ``bits[j] & mask``, in chunks over threads: the absolute values of floats
     viewed as unsigned integers, ordered like the floats (NaN above Inf); integer max
     reductions vectorize where float ones do not (max is exact: any order gives the same
-    value)."""
+    value). The chunks' maxima are reduced by a plain loop (numpy's max would be one more
+    function to compile)."""
     n = bits.size
     nchunks = (n + _CHUNK - 1) // _CHUNK
     maxes = np.zeros(nchunks, dtype=bits.dtype)
@@ -242,7 +243,13 @@ def max_abs_bits_chunks(bits, mask):
         for j in range(c * _CHUNK, min(n, (c + 1) * _CHUNK)):
             mc = max(mc, bits[j] & mask)
         maxes[c] = mc
-    return maxes.max()
+    top = mask ^ mask
+    for c in range(nchunks):
+        top = max(top, maxes[c])
+    return top
+
+
+max_abs_bits_parallel = jit(max_abs_bits_chunks, parallel=True, name="max_abs_bits_parallel")
 
 
 def scan_loop(g):
@@ -276,24 +283,31 @@ def _scan_one(g):
     return scan_loop(g)
 
 
-def scan(g):
-    """:func:`scan_loop`, and from PARALLEL_MIN_SIZE elements on the same with the bits'
-    max, which vectorizes, in chunks over threads."""
-    if g.size >= PARALLEL_MIN_SIZE:
-        return scan_bits_(g)  # noqa: F821 - bound by jit()
-    return scan_loop_(g)  # noqa: F821
+def scan_bits(g):
+    """:func:`scan_loop` with the bits' max in chunks over threads
+    (:func:`max_abs_bits_chunks`), for arrays from PARALLEL_MIN_SIZE elements on."""
 
 
+@overload(scan_bits, jit_options=dict(inline="always"))
 def _scan_bits(g):
-    if g.itemsize == 8:
-        top = max_abs_bits_(g.view(np.uint64), np.uint64(0x7FFFFFFFFFFFFFFF))  # noqa: F821
-        if top >= np.uint64(0x7FF0000000000000):
+    # (one implementation per dtype, as for scan_loop: only its width of max_abs_bits is
+    # compiled, a parallel function of about two seconds each)
+    wide = g.dtype == types.float64
+    uint, fl = (np.uint64, np.float64) if wide else (np.uint32, np.float32)
+    mask = uint(0x7FFFFFFFFFFFFFFF) if wide else uint(0x7FFFFFFF)
+    inf = uint(0x7FF0000000000000) if wide else uint(0x7F800000)
+
+    def impl(g):
+        top = max_abs_bits_parallel(g.view(uint), mask)
+        if top >= inf:
             return False, np.inf
-        return True, np.uint64(top).view(np.float64)
-    top32 = max_abs_bits_(g.view(np.uint32), np.uint32(0x7FFFFFFF))  # noqa: F821
-    if top32 >= np.uint32(0x7F800000):
-        return False, np.inf
-    return True, np.float64(np.uint32(top32).view(np.float32))
+        return True, np.float64(uint(top).view(fl))
+
+    return impl
+
+
+def _scan_parallel(g):
+    return scan_bits(g)
 
 
 def copy(src, dst):
@@ -345,14 +359,12 @@ def update_project_small(x, out, g, s0, s1, s2, lo, hi, c):
 
 @functools.cache
 def scanner(parallel):
-    """:func:`scan`: from PARALLEL_MIN_SIZE elements on (``parallel``), the bits' max in
-    chunks over threads; below, a plain loop (its compilation is a fraction of a second)."""
-    loop = jit(_scan_one, name="scan_serial", inline="always")
-    if not parallel:
-        return loop
-    bits = jit(max_abs_bits_chunks, parallel=True, name="max_abs_bits_parallel")
-    scan_bits = jit(_scan_bits, name="scan_bits_parallel", max_abs_bits_=bits)
-    return jit(scan, name="scan_by_size", scan_bits_=scan_bits, scan_loop_=loop)
+    """The stop tests' scan of the gradient, ``(finite, max |g_i|)``: with ``parallel``
+    (the ELEMENTS way, problems of at least PARALLEL_MIN_SIZE variables) the bits' max in
+    chunks over threads (:func:`scan_bits`), else a plain loop (:func:`scan_loop`)."""
+    if parallel:
+        return jit(_scan_parallel, name="scan_parallel", inline="always")
+    return jit(_scan_one, name="scan_serial", inline="always")
 
 
 # -- the iteration ----------------------------------------------------------------------------
