@@ -84,10 +84,9 @@ def _stop_tests():
     copy = device(engine.copy, name="copy_device")
     projected = device(engine._projected_norm, name="projected_norm_device")
     window = device(engine._window_tests, name="window_tests_device")
-    accept = device(engine._accept_and_test, name="accept_and_test_device",
-                    scan_=device(_scan), projected_norm=projected,
-                    window_tests=window)  # fmt: skip
-    return device(engine.check, name="check_device", accept_and_test_=accept), copy
+    check = device(engine.check, name="check_device", scan_=device(_scan),
+                   projected_norm=projected, window_tests=window)  # fmt: skip
+    return check, copy
 
 
 def _picker(kinds, name):

@@ -374,13 +374,7 @@ def check(ws, i, g, f, p, ctl):
     of the wrong size). On a non-finite ``f`` or ``g`` the iterate goes back to the last
     accepted one (its row), so the iterate always has a finite objective and gradient (but
     at x0)."""
-    return accept_and_test_(ws.xs, g, f, p, ctl, i, ws.lo, ws.hi, ws.snap[i])  # noqa: F821
-
-
-def _accept_and_test(xs, g, f, p, ctl, i, lo, hi, snap):
-    """:func:`check`, with the arrays passed one by one (the fewer arrays a function binds,
-    the fewer reference counts)."""
-    x = xs[p.x_row, i]
+    x = ws.xs[p.x_row, i]
     n = x.size
     if g.size != n:
         return BAD_JAC_SIZE
@@ -402,17 +396,17 @@ def _accept_and_test(xs, g, f, p, ctl, i, lo, hi, snap):
     if k == 0 or f < p.best_fun:
         p.best_fun = f
         p.best_nit = k
-        if xs.shape[0] > 2:  # (tracking the best iterate)
+        if ws.xs.shape[0] > 2:  # (tracking the best iterate)
             p.best_row = p.x_row
     p.fun = f
     p.eval_nit = k
-    if lo.size > 0:
-        gmax = projected_norm(x, g, lo, hi)
+    if ws.lo.size > 0:
+        gmax = projected_norm(x, g, ws.lo, ws.hi)
     p.gnorm = gmax
     if gmax <= ctl.gtol:
         return GTOL
     if k > 0:
-        code = window_tests(x, snap, f, p, ctl)
+        code = window_tests(x, ws.snap[i], f, p, ctl)
         if code != RUNNING:
             return code
     if k >= ctl.maxiter:
@@ -532,9 +526,8 @@ def checker(way, window=True):
     tests are left out, which saves about half a second of a first compile."""
     tag = "" if window else "_nowindow"
     tests = {} if window else {"window_tests": jit(_no_window_tests, inline="always")}
-    accept = jit(_accept_and_test, name=f"accept_and_test_{way}{tag}",
-                 scan_=scanner(way == ELEMENTS), inline="always", **tests)  # fmt: skip
-    return jit(check, name=f"check_{way}{tag}", accept_and_test_=accept, inline="always")
+    return jit(check, name=f"check_{way}{tag}", scan_=scanner(way == ELEMENTS),
+               inline="always", **tests)  # fmt: skip
 
 
 def windowed(controls):
