@@ -415,6 +415,60 @@ def test_a_gradient_that_is_the_iterate_itself(stop):
         np.testing.assert_array_equal(res[name], ref[name], err_msg=name)
 
 
+@njit
+def _refilled_f(x, buf, calls, bad):
+    return 0.5 * np.sum((x - 1.0) * (x - 1.0) * (1.0 + np.arange(x.size)))
+
+
+@njit
+def _refilled_jac(x, buf, calls, bad):
+    # fills and returns one buffer; its ``bad``-th call gives a NaN
+    calls[0] += 1
+    buf[:] = (x - 1.0) * (1.0 + np.arange(x.size))
+    if calls[0] == bad:
+        buf[0] = np.nan
+    return buf
+
+
+@njit
+def _fresh_jac(x, buf, calls, bad):
+    return _refilled_jac(x, buf, calls, bad).copy()
+
+
+@pytest.mark.parametrize("path", ["python", "compiled", "minimize_njit", "batch"])
+@pytest.mark.parametrize("bad", [2, 3, 4, 9])
+def test_a_jac_that_refills_one_buffer(path, bad):
+    # A NaN at evaluation ``bad`` sends the run back to the iterate before; its jac is the
+    # gradient there, though the jac's next call overwrote the buffer it was returned in
+    # (reported before: the NaN gradient itself). Evaluation 2 is the first where the reuse
+    # can be seen, and the compiled loop's second chunk starts there.
+    def run(jac):
+        buf, calls = np.zeros(3), np.zeros(1, np.int64)
+        args = (buf, calls, bad)
+        opts = dict(lr=0.1, maxiter=20, gtol=0.0)
+        if path == "minimize_njit":
+            res = fa.minimize_njit(_refilled_f, jac, np.zeros(3), args, fa.njit_options(**opts))
+            return dict(x=res.x, jac=res.jac, status=res.status, nit=res.nit)
+        if path == "batch":  # (a vectorized objective returning the buffer as a (1, n) view)
+
+            def fun(X):
+                return np.array([_refilled_f(X[0], *args)])
+
+            def grad(X):
+                return jac(X[0], *args).reshape(1, -1)
+
+            res = fa.minimize_batch(fun, np.zeros((1, 3)), jac=grad, options=opts)
+            return {k: np.asarray(res[k])[0] for k in ("x", "jac", "status", "nit")}
+        opts["compiled"] = path == "compiled"
+        return fa.minimize(_refilled_f, np.zeros(3), args=args, jac=jac, options=opts)
+
+    ref, res = run(_fresh_jac), run(_refilled_jac)
+    assert res["status"] == ref["status"] == 5 and res["nit"] == ref["nit"] == bad - 2
+    assert np.all(np.isfinite(ref["jac"]))
+    for name in ("x", "jac"):
+        np.testing.assert_array_equal(res[name], ref[name], err_msg=name)
+
+
 # -- bounds ----------------------------------------------------------------------------------
 
 
@@ -479,16 +533,24 @@ def test_bad_x0_errors_before_evaluation(x0, exc, match):
         ([(0, 1), (2, 1)], "index 1"),
         (Bounds([0, 0, 0], [1, 1, 1]), "shapes"),
         ([(0, 1), 3], "pair"),
+        ([(0, 1), ("a", 2)], r"bounds\[1\] must hold real numbers"),
+        (Bounds(["a", "b"], [1, 1]), "Bounds.lb and Bounds.ub must hold real numbers"),
     ],
 )
 def test_bad_bounds_error_before_evaluation(bounds, match):
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises((ValueError, TypeError), match=match) as info:
         fa.minimize(_never, np.zeros(2), jac=_never, bounds=bounds)
+    assert info.type is (TypeError if "real numbers" in match else ValueError)
 
 
 def test_jac_wrong_shape_errors_at_first_evaluation():
     with pytest.raises(ValueError, match=r"shape \(3,\).*expected \(2,\)"):
         fa.minimize(lambda x: 0.0, np.zeros(2), jac=lambda x: np.zeros(3))
+    for wrong in (None, "1.0"):  # (named as what they are, not as an array of shape ())
+        with pytest.raises(TypeError, match=r"jac must return an array of real numbers, got"):
+            fa.minimize(lambda x: 0.0, np.zeros(2), jac=lambda x, w=wrong: w)
+    with pytest.raises(TypeError, match="fun must return a real number, got '1.0'"):
+        fa.minimize(lambda x: "1.0", np.zeros(2), jac=lambda x: x)  # (was taken as 1.0)
     with pytest.raises(ValueError, match="scalar"):
         fa.minimize(lambda x: x, np.zeros(2), jac=lambda x: x)
     with pytest.raises(TypeError, match=r"\(f, gradient\)"):
@@ -814,6 +876,21 @@ def test_keyboard_interrupt_before_the_first_iteration():
     res = fa.minimize(f, np.zeros(3), jac=g, options=dict(batches=iter([])))
     assert res.status == 7 and res.nit == 0 and "-1" not in res.message
     assert "empty" in res.message
+
+
+def test_zero_dimensional_arrays_are_scalars():
+    # hyperparameters given as 0-d arrays (numpy's scalars) run as the numbers they hold
+    f, g = quad(C3)
+    opts = dict(lr=0.05, betas=(0.8, 0.99), amsgrad=True, maxiter=30)
+    ref = fa.minimize(f, np.zeros(3), jac=g, options=opts)
+    zero_d = dict(opts, lr=np.array(0.05), betas=(np.array(0.8), 0.99), amsgrad=np.array(True))
+    res = fa.minimize(f, np.zeros(3), jac=g, options=zero_d)
+    np.testing.assert_array_equal(res.x, ref.x)
+    assert fa.Adam(np.zeros(2), lr=np.array(0.1)).param_groups[0]["lr"] == 0.1
+    with pytest.raises(TypeError, match=r"betas must be a pair"):  # (not "a scalar")
+        fa.minimize(f, np.zeros(3), jac=g, options=dict(betas=(0.9, 0.99, 0.1)))
+    with pytest.raises(ValueError, match=r"options\['lr'\] must be a scalar for one problem"):
+        fa.minimize(f, np.zeros(3), jac=g, options=dict(lr=np.ones(3)))
 
 
 def test_more_argument_errors():

@@ -123,6 +123,74 @@ def test_problems_whose_best_iterates_lag_differently(compiled):
         assert_row_equal(res, i, alone(i, x0, dict(opts, lr=lr[i])))
 
 
+@njit
+def fg_one(x, c, w, limit, scale):  # jac=True
+    return f_one(x, c, w, limit, scale), g_one(x, c, w, limit, scale)
+
+
+@njit
+def g_into(x, g, c, w, limit, scale):  # the gradient written into g
+    g[:] = g_one(x, c, w, limit, scale)
+
+
+@pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")  # (inf - inf: problem 5)
+@pytest.mark.parametrize(
+    "why", ["callback", "schedule", "compiled=False", "finite differences", "jac=True",
+            "jac writes", "jac returns a list"],
+)  # fmt: skip
+def test_functions_of_one_problem_where_the_python_loop_runs(why):
+    # @njit functions of one problem run compiled; where the compiled loop cannot run, the
+    # Python loop calls them one problem at a time, with each problem's arguments (they were
+    # called with the whole batch: wrong numbers, or numba errors)
+    x0 = np.zeros((B, N))
+    x0[3] = CENTERS[3] + 1e-9
+    opts, kwargs, jac = dict(OPTS, maxiter=40), {}, g_one
+    if why == "callback":
+        kwargs["callback"] = lambda X: None
+    elif why == "schedule":
+        opts["lr"] = lambda t: 0.05
+    elif why == "compiled=False":
+        opts["compiled"] = False
+    elif why == "finite differences":
+        jac = None
+    elif why == "jac writes":
+        jac = g_into
+        kwargs["callback"] = lambda X: None
+    elif why == "jac returns a list":
+        jac = njit(lambda x, c, w, limit, scale: [v for v in g_one(x, c, w, limit, scale)])
+    fun = f_one
+    if why == "jac=True":
+        fun, jac = fg_one, True
+        kwargs["callback"] = lambda X: None
+    res = fa.minimize_batch(fun, x0, args=ARGS, jac=jac, options=opts, **kwargs)
+    assert not res.compiled
+    for i in range(B):
+        args = (CENTERS[i], WEIGHTS[0], LIMITS[i], 1.5)
+        ref = fa.minimize(one(f_one), x0[i], args=args, jac=None if jac is None else one(g_one),
+                          options=dict(opts, compiled=False))  # fmt: skip
+        assert_row_equal(res, i, ref)
+
+
+def test_a_vectorized_njit_function_is_refused_by_name():
+    @njit
+    def rows(X):
+        return X[:, 0] ** 2
+
+    with pytest.raises(TypeError, match=r"@njit fun with one problem's x, of shape \(n,\)"):
+        fa.minimize_batch(rows, np.zeros((B, N)), callback=lambda X: None)
+
+
+def test_a_zero_dimensional_argument_is_a_scalar():
+    # (numba's parallel loop over the problems took it for a float, and the loop compiled for
+    # the array did not match: a ValueError from numba)
+    x0 = np.zeros((B, N))
+    ref = fa.minimize_batch(f_one, x0, args=ARGS, jac=g_one, options=OPTS)
+    res = fa.minimize_batch(f_one, x0, args=(*ARGS[:3], np.array(1.5)), jac=g_one, options=OPTS)
+    assert res.compiled
+    for name in FIELDS:
+        np.testing.assert_array_equal(res[name], ref[name], err_msg=name)
+
+
 @pytest.mark.parametrize("method", ["rmsprop", "nadam", "adamw"])
 def test_every_method(method):
     x0 = np.zeros((B, N))
@@ -196,6 +264,7 @@ def test_track_best_off():
     "kwargs, exc, match",
     [
         (dict(x0=np.zeros(3)), ValueError, r"2-D \(problems, variables\)"),
+        (dict(x0=np.zeros((0, 2))), ValueError, r"at least one problem and one variable"),
         (dict(args=(np.zeros((2, N)),)), ValueError, r"args\[0\] has shape \(2, 3\)"),
         (dict(options=dict(lr=np.ones(3))), ValueError, r"options\['lr'\].*shape \(7,\)"),
         (dict(options=dict(lr=np.r_[0.1, -1, np.ones(5)])), ValueError, r"lr'\]\[1\]"),

@@ -196,6 +196,29 @@ def test_minimize_njit_result_arrays_are_its_own(track_best):
     np.testing.assert_array_equal(res.best_x, res.x)  # (a descent: the last is the best)
 
 
+def test_minimize_njit_checks_its_arguments_from_python():
+    opts = fa.njit_options("adam", **dict(OPTS, maxiter=20))
+    ref = fa.minimize_njit(rosen_nb, rosen_grad_nb, np.zeros(4), (), opts)
+    res = fa.minimize_njit(rosen_nb, rosen_grad_nb, np.zeros(4, np.int64), (), opts)
+    np.testing.assert_array_equal(res.x, ref.x)  # integers become float64, as in minimize
+    cases = [
+        (dict(x0=np.zeros((1, 4))), ValueError, "x0 must be 1-D"),
+        (dict(x0=np.r_[np.nan, 0, 0, 0]), ValueError, "x0 contains NaN"),
+        (dict(options=dict(maxiter=5)), TypeError, r"options must come from .*njit_options"),
+        (dict(fun=lambda x: 0.0), TypeError, "fun must be a numba @njit function"),
+        (dict(jac=lambda x: x), TypeError, "jac must be a numba @njit function or None"),
+        (dict(fun=njit(lambda x: x * x)), TypeError, "fun must return a real number"),
+        (dict(args=(1.0,)), TypeError, r"fun \(a numba function\) does not compile"),
+    ]
+    for change, exc, match in cases:
+        kw = dict(fun=rosen_nb, jac=rosen_grad_nb, x0=np.zeros(4), args=(), options=opts)
+        kw.update(change)
+        with pytest.raises(exc, match=match):
+            fa.minimize_njit(**kw)
+    with pytest.raises(ValueError, match=r"\['device'\]: not options of minimize_njit"):
+        fa.njit_options("adam", device="cuda")
+
+
 def test_njit_options_errors():
     with pytest.raises(ValueError, match="Python loop"):
         fa.njit_options("adam", batches=[1, 2])

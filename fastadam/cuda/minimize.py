@@ -224,6 +224,10 @@ def device_args(args, b, batch):
         elif isinstance(a, np.ndarray):
             if a.dtype.kind not in "biuf":
                 raise TypeError(f"args[{k}] has dtype {a.dtype}: the GPU takes real numbers")
+            if a.ndim == 0:  # the scalar it holds, as on the CPU
+                out.append(a[()])
+                kinds.append(0)
+                continue
             d = cuda.to_device(np.ascontiguousarray(a))
         else:  # a scalar (numba-cuda types it at the launch)
             out.append(a)
@@ -327,7 +331,7 @@ def run(fun, jac, args, kinds, job, deadline, printer, target=0.05):
             start = False
             if printer is not None:
                 progress.copy_to_host(job.progress)
-                printer.row(job, None)
+                printer.row(job)
             if count[0] == 0:
                 break
             now = time.perf_counter()

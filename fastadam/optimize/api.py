@@ -15,7 +15,7 @@ from numba.extending import is_jitted
 from ..optimizers import cuda_module, is_cuda_array
 from . import compiled, engine, loop, results
 from . import options as options_
-from .evaluate import Evaluator, jac_mode, required_positional
+from .evaluate import Evaluator, jac_mode, required_positional, row_by_row
 
 __all__ = ["minimize", "minimize_batch"]
 
@@ -219,7 +219,10 @@ def minimize_batch(
 
     - **compiled**: ``fun`` (and ``jac``, or ``jac=True``) are numba ``@njit`` functions of
       *one* problem, ``fun(x, *args_i)`` with ``x`` of shape (n,). The whole loop runs
-      compiled, the problems spread over numba's threads.
+      compiled, the problems spread over numba's threads. Where it cannot (a callback, an
+      ``lr`` schedule, minibatches, finite differences, ``compiled=False``), the Python
+      loop calls them one problem at a time: an ``@njit`` ``fun`` is always a function of
+      one problem (and its ``jac`` too).
     - **vectorized**: a plain Python ``fun(X, *args) -> f`` of shape (b,), with ``X`` the
       (b, n) rows of the b problems still running and each per-problem argument sliced to
       those rows (finished problems are compressed out, as in
@@ -358,7 +361,7 @@ def solve(fun, x0, args, method, jac, bounds, callback, tol, options, stacklevel
     extra = {}
     if use_compiled:
         # one problem's arguments are selected with pick(): minimize passes them whole
-        cargs = args if batch else tuple(_whole(a) for a in args)
+        cargs = tuple(_compiled_arg(a, batch) for a in args)
         cjac = None if jac is True else jac
         cached, _ = compiled.loops(cfg.spec.name, engine.variant(b, n), cfg.batched,
                                    engine.windowed(cfg.controls))  # fmt: skip
@@ -378,8 +381,11 @@ def solve(fun, x0, args, method, jac, bounds, callback, tol, options, stacklevel
         if use_compiled:
             compiled.run_chunked(entry, fun, cjac, cargs, per_problem, run, deadline, printer)
             return
-        ev = Evaluator(fun, jac, args, per_problem, run.ws.xs, run.progress["x_row"], lo, hi,
-                       cfg, batch)  # fmt: skip
+        f, j = fun, jac
+        if batch and is_jitted(fun):  # the compiled form: functions of one problem
+            f, j = row_by_row(fun, jac, per_problem, int(cfg.batches is not None))
+        ev = Evaluator(f, j, args, per_problem, run.ws.xs, run.progress["x_row"], lo, hi, cfg,
+                       batch)  # fmt: skip
         try:
             loop.python_loop(run, ev, callback, style, deadline, printer, batch)
         finally:
@@ -463,10 +469,16 @@ def _solve_on_device(fun, X0, args, jac, callback, cfg, lo, hi, batch):
     return _execute(run, cfg, batch, iterate, compiled=True, device="cuda")
 
 
-def _whole(a):
-    """``a`` for :func:`fastadam.optimize.engine.pick` to give back whole: an array gets a
-    leading axis of length 1."""
-    return a[np.newaxis] if isinstance(a, np.ndarray) and a.ndim >= 1 else a
+def _compiled_arg(a, batch):
+    """``a`` for the compiled loop: a 0-d array as the scalar it holds (numba's parallel loop
+    over problems would take it as one, and the functions compiled for it would not match);
+    for :func:`minimize`, an array with a leading axis of length 1, which
+    :func:`fastadam.optimize.engine.pick` gives back whole."""
+    if not isinstance(a, np.ndarray):
+        return a
+    if a.ndim == 0:
+        return a[()]
+    return a if batch else a[np.newaxis]
 
 
 def _new_run(X0, lo, hi, cfg, keep_gradient):
@@ -520,8 +532,9 @@ class _Printer:
                 head = f"{'iter':>9} {'f(x)':>14} {'|g|_inf':>10} {'best f':>14}"
             self._print(f"{head} {'time':>9}")
 
-    def row(self, run, active):
-        """A row for the problems running (``active``: their indices, None for all)."""
+    def row(self, run):
+        """A row for the problems still running (all of them once none is), the same on
+        every path."""
         p = run.progress
         nit = int(p["nit"].max())
         if self.bar is not None:
@@ -536,9 +549,10 @@ class _Printer:
                 f"{q['best_fun']:>14.6e} {elapsed}"
             )
             return
-        rows = p if active is None else p[active]
+        running = p["status"] == engine.RUNNING
+        rows = p[running] if running.any() else p
         self._print(
-            f"{nit:>9d} {int(np.sum(p['status'] == -1)):>9d} {np.mean(rows['fun']):>14.6e} "
+            f"{nit:>9d} {int(running.sum()):>9d} {np.mean(rows['fun']):>14.6e} "
             f"{np.max(rows['gnorm']):>12.3e} {elapsed}"
         )
 

@@ -157,6 +157,33 @@ def _freed_impl(fun, jac, args, g, spare):
     return lambda fun, jac, args, g, spare: spare
 
 
+def _returned(fun, jac, args):
+    """Whether the objective returns its gradient (else it writes it into an argument)."""
+
+
+@overload(_returned)
+def _returned_impl(fun, jac, args):
+    returned = not _writes(fun, jac, args)
+    return lambda fun, jac, args: returned
+
+
+def _overlap(fun, jac, args, a, b):
+    """Whether the 1-D arrays ``a`` and ``b`` share memory (always False for an objective
+    that writes its gradient: the loop's own two buffers)."""
+
+
+@overload(_overlap, inline="always")
+def _overlap_impl(fun, jac, args, a, b):
+    if _writes(fun, jac, args):
+        return lambda fun, jac, args, a, b: False
+
+    def overlap(fun, jac, args, a, b):
+        pa, pb = a.ctypes.data, b.ctypes.data
+        return pa < pb + b.nbytes and pb < pa + a.nbytes
+
+    return overlap
+
+
 def run_problem(fun, jac, args, batched, ws, i, p, hyper, carry, ctl, nsteps, start):
     """Run problem ``i`` for up to ``nsteps`` iterations (update, evaluate, check) from an
     accepted iterate; with ``start``, first evaluate and check ``x[i]`` itself. Returns the
@@ -180,25 +207,38 @@ def run_problem(fun, jac, args, batched, ws, i, p, hyper, carry, ctl, nsteps, st
     # costs more than a small problem's update)
     first = start  # (x[i] itself is evaluated first, without an update: the stop tests
     # and the evaluation are written once, compiled once)
-    for _ in range(nsteps + start):
+    # A gradient the objective returns may be one buffer it fills at every call: the next
+    # evaluation would overwrite the gradient at the iterate that a non-finite value goes
+    # back to. So glast also keeps a copy of the accepted gradient (``kept``) at the first
+    # evaluation of this call and, where the second one's gradient shares the first one's
+    # memory (``reused``), at every evaluation.
+    kept = True  # glast holds the gradient g at the accepted iterate
+    reused = False
+    for k in range(nsteps + start):
         if not first:
             update_(ws, i, g, hyper, carry, p)  # noqa: F821 - bound by jit()
         f, owned = _evaluate(fun, jac, ws.xs[p.x_row, i], a, spare)
         gnew = borrowed(owned)
         evaluations += 1
+        if k == 1:  # (a reused buffer shows at the second evaluation of the call)
+            reused = _overlap(fun, jac, a, gnew, g)
         code = check_(ws, i, gnew, f, p, ctl)  # noqa: F821
         if code != RUNNING:
             if (code == NONFINITE_FUN or code == NONFINITE_JAC) and not first:
-                copy_(g, glast)  # (the gradient at the iterate gone back to)
+                if not kept:
+                    copy_(g, glast)  # (the gradient at the iterate gone back to)
             elif code != BAD_JAC_SIZE:
                 copy_(gnew, glast)
             keep_alive(owned)
             break
+        kept = (k == 0 or reused) and _returned(fun, jac, a)
+        if kept:
+            copy_(gnew, glast)
         spare = _freed(fun, jac, a, g, spare)
         g = gnew
         owner = owned  # (releases the previous gradient)
         first = False
-    if code == RUNNING:
+    if code == RUNNING and not kept:
         copy_(g, glast)
     p.nfev += evaluations
     p.njev += evaluations
@@ -299,7 +339,25 @@ def specialize(fun, jac, args, batched, run, cached_loop):
         argtypes = (typeof(ws.xs[0, 0]),) + _problem_types(args)
     except ValueError as exc:  # numba cannot type an argument
         raise TypeError(str(exc)) from exc
-    if writes_gradient(fun, True if jac is None else jac, len(args)):  # f(x, g, *args)
+    ft, jt = function_types(fun, jac, argtypes)
+    values = (args, batched, ws, run.progress, run.hyper, run.carry, run.cfg.controls)
+    sig = (ft, jt) + tuple(typeof(v) for v in values) + (types.int64, types.boolean)
+    try:
+        cached_loop.compile(sig)
+    except errors.NumbaError as exc:
+        raise TypeError(
+            f"the compiled loop does not compile for fun {ft} and jac {jt}: {exc}"
+        ) from exc
+    entry = cached_loop.overloads[sig].entry_point
+    return entry, time.perf_counter() - t0
+
+
+def function_types(fun, jac, argtypes):
+    """The numba function types of ``fun`` and ``jac`` (None: ``fun`` gives both) called
+    with ``argtypes``, x's type and then the arguments'. TypeError unless they compile for
+    them and return what the loop takes."""
+    nargs = len(argtypes) - 1
+    if writes_gradient(fun, True if jac is None else jac, nargs):  # f(x, g, *args)
         into = (argtypes[0], *argtypes)
         ft = _function_type(fun, into if jac is None else argtypes, "fun")
         jt = types.none if jac is None else _function_type(jac, into, "jac")
@@ -313,16 +371,7 @@ def specialize(fun, jac, args, batched, run, cached_loop):
         ft = _function_type(fun, argtypes, "fun")
         jt = types.none if jac is None else _function_type(jac, argtypes, "jac")
         _check_returns(ft, jt, argtypes[0])
-    values = (args, batched, ws, run.progress, run.hyper, run.carry, run.cfg.controls)
-    sig = (ft, jt) + tuple(typeof(v) for v in values) + (types.int64, types.boolean)
-    try:
-        cached_loop.compile(sig)
-    except errors.NumbaError as exc:
-        raise TypeError(
-            f"the compiled loop does not compile for fun {ft} and jac {jt}: {exc}"
-        ) from exc
-    entry = cached_loop.overloads[sig].entry_point
-    return entry, time.perf_counter() - t0
+    return ft, jt
 
 
 def run_chunked(entry, fun, jac, args, batched, run, deadline, printer):
@@ -336,7 +385,7 @@ def run_chunked(entry, fun, jac, args, batched, run, deadline, printer):
     try:
         entry(fun, jac, *values, 0, True)
         if printer is not None:
-            printer.row(run, None)
+            printer.row(run)
         while np.any(progress["status"] == RUNNING):
             if deadline is not None and time.perf_counter() >= deadline:
                 _stop_running(run, MAXTIME)
@@ -349,7 +398,7 @@ def run_chunked(entry, fun, jac, args, batched, run, deadline, printer):
             entry(fun, jac, *values, n, False)
             dt = time.perf_counter() - t0
             if printer is not None:
-                printer.row(run, None)
+                printer.row(run)
             rate = max(dt, 1e-7) / n
             chunk = int(min(max(target / rate, 1), 1 << 40))
             if deadline is not None:

@@ -11,6 +11,7 @@ import inspect
 import numbers
 
 import numpy as np
+from numba.core.errors import TypingError
 from scipy.optimize._numdiff import approx_derivative
 
 SEPARATE, COMBINED, FINITE_DIFF = 0, 1, 2
@@ -86,7 +87,12 @@ def scalar(f, k):
             raise ValueError(f"fun must return a scalar, got an array of shape {a.shape} {at(k)}")
         if a.dtype.kind != "c":
             return float(a)
-    elif a is not None and a.ndim == 0 and not isinstance(f, numbers.Complex):
+    elif (
+        a is not None
+        and a.ndim == 0
+        and a.dtype.kind == "O"
+        and not isinstance(f, numbers.Complex)
+    ):
         try:  # a real number of another library
             return float(f)
         except (TypeError, ValueError):
@@ -102,13 +108,14 @@ def gradient(g, shape, dtype, mode, k):
         a = np.asarray(g)
     except Exception:
         raise TypeError(f"{what} must return an array of real numbers, got {g!r}") from None
+    if a.dtype.kind not in "fiu":
+        got = f"dtype {a.dtype}" if isinstance(g, np.ndarray) else repr(g)
+        raise TypeError(f"{what} must return an array of real numbers, got {got} {at(k)}")
     if a.shape != shape and not (a.shape == () and shape == (1,)):
         raise ValueError(
             f"{what} returned an array of shape {a.shape} {at(k)}; expected {shape}, the "
             "shape of x0" + (" rows of the problems still running" if len(shape) == 2 else "")
         )
-    if a.dtype.kind not in "fiu":
-        raise TypeError(f"{what} returned dtype {a.dtype} {at(k)}; expected real numbers")
     out = np.ascontiguousarray(a.reshape(shape), dtype=dtype)
     if out.ndim == 1 and out.strides != (out.itemsize,):  # a size-1 view may keep odd strides
         out = out.copy()
@@ -141,6 +148,80 @@ def _objective_values(f, b, k):
             "still running"
         )
     return np.ascontiguousarray(a.reshape(b), dtype=np.float64)
+
+
+def row_by_row(fun, jac, batched, nextra):
+    """``(fun, jac)`` of minimize_batch's vectorized form, ``fun(X, *args)``, that call the
+    functions of *one* problem given (its compiled form: an ``@njit`` ``fun(x, *args_i)``)
+    on each row of ``X``, where the Python loop runs them (a callback, an ``lr`` schedule,
+    minibatches, finite differences, ``compiled=False``). Problem ``i``'s arguments are
+    those the compiled loop gives it: row ``i`` of the ``batched`` ones, ``a[0]`` of a
+    shared array, the rest (and the ``nextra`` minibatch arguments before them) whole. An
+    objective that writes its gradient (``len(args) + 2`` parameters) writes into rows of
+    one array."""
+    kinds = (None,) * nextra + tuple(batched)
+    writes = writes_gradient(fun, jac, len(kinds))
+
+    def problem_args(args, j):
+        return tuple(
+            a if kind is None else a[j] if kind else a[0] if np.ndim(a) else a
+            for a, kind in zip(args, kinds, strict=True)
+        )
+
+    def call(func, name, *a):
+        try:
+            return func(*a)
+        except TypingError as exc:
+            raise TypeError(
+                f"minimize_batch calls an @njit {name} with one problem's x, of shape (n,), and "
+                f"its arguments (the compiled form, see minimize_batch); it did not compile "
+                f"for them: {exc}"
+            ) from exc
+
+    def gradients(X, args, func, name):
+        if writes:
+            G = np.empty(X.shape, X.dtype)
+            return G, [call(func, name, X[j], G[j], *problem_args(args, j)) for j in range(len(X))]
+        pairs = [call(func, name, X[j], *problem_args(args, j)) for j in range(len(X))]
+        return None, pairs
+
+    def values(X, *args):
+        return np.array([call(fun, "fun", X[j], *problem_args(args, j)) for j in range(len(X))])
+
+    def values_and_gradients(X, *args):  # jac=True
+        G, out = gradients(X, args, fun, "fun")
+        if G is not None:
+            return np.array(out), G
+        pairs = [split(pair) for pair in out]
+        return np.array([f for f, _ in pairs]), _rows([g for _, g in pairs], X, "fun(x)[1]")
+
+    def jac_rows(X, *args):
+        G, out = gradients(X, args, jac, "jac")
+        return G if G is not None else _rows(out, X, "jac")
+
+    if jac is True:
+        return values_and_gradients, True
+    return values, (jac_rows if callable(jac) else jac)  # (else finite differences)
+
+
+def _rows(gradients, X, what):
+    """The gradients of the rows of ``X``, each checked, as one (b, n) array."""
+    n = X.shape[1]
+    G = np.empty(X.shape, X.dtype)
+    for j, g in enumerate(gradients):
+        try:
+            a = np.asarray(g)
+        except Exception:
+            a = None
+        if a is None or a.dtype.kind not in "fiub":
+            raise TypeError(f"{what} must return an array of real numbers, got {g!r}")
+        if a.shape != (n,):
+            raise ValueError(
+                f"{what} returned an array of shape {a.shape} for one problem; expected "
+                f"({n},), its number of variables"
+            )
+        G[j] = a
+    return G
 
 
 class Evaluator:

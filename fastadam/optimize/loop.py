@@ -7,6 +7,7 @@ schedules run here, between the stop tests and the update.
 
 import inspect
 import time
+import weakref
 
 import numpy as np
 from numba import typeof
@@ -66,6 +67,8 @@ def python_loop(run, ev, callback, style, deadline, printer, batch):
     active = np.arange(ws.xs.shape[1])
     last = None  # (active, G) of the latest complete evaluation
     previous = None  # and of the one before (for problems that stop on a non-finite value)
+    first = None  # the memory of the first gradient returned (a weak reference)
+    reused = False  # whether the objective returns its gradients in that same memory
     final = None
     k = 0
     try:
@@ -80,6 +83,10 @@ def python_loop(run, ev, callback, style, deadline, printer, batch):
             ev.k = k
             previous, last = last, None  # (the gradient before it is released: memory)
             F, G = ev(active, extra)
+            if k <= 1:
+                first, reused = _same_memory(G, first)
+            if reused or k == 0:
+                G = G.copy()
             last = (active, G)
             if not split:
                 running = advance(ws, active, G, F, progress, hyper, carry, controls, 0)
@@ -104,6 +111,24 @@ def python_loop(run, ev, callback, style, deadline, printer, batch):
         final = status.INTERRUPTED
     if final is not None:
         _stop_all(run, final, last if last is not None else previous)
+
+
+def _same_memory(G, first):
+    """``(first, reused)`` for the gradient ``G`` of the first or the second evaluation:
+    whether the objective returned it in the memory of the first one's (a ``jac`` that fills
+    and returns one buffer). The loop then copies every gradient, since the next evaluation
+    would overwrite it, and a problem that stops on a non-finite value reports the gradient
+    at the iterate before; the first gradient is always copied, since the reuse shows only
+    at the second evaluation. ``G`` is a numpy view of what the objective returned, whose
+    base is the array that owns the memory; ``first`` is a weak reference to the first one's
+    (a copy of the first gradient is kept, not the gradient itself)."""
+    base = G.base
+    if first is None:
+        try:
+            return (None if base is None else weakref.ref(base)), False
+        except TypeError:  # (memory of an object without weak references: bytes...)
+            return (lambda: base), False
+    return first, base is not None and first() is base
 
 
 def _direct(dispatcher):
@@ -131,7 +156,7 @@ def _between(run, active, k, ev, G, callback, style, deadline, printer):
     """Display, callback and time limit after the stop tests of iteration ``k``; the
     status that stops every problem still running, or None."""
     if printer is not None and k % printer.every == 0:
-        printer.row(run, active)
+        printer.row(run)
     if style is not None and k > 0:
         try:
             call_back(callback, style, run, active, G, ev)

@@ -5,9 +5,9 @@ users' own ``@njit`` code (or from Python), with options prepared once by
 from typing import Any, NamedTuple
 
 import numpy as np
-from numba import njit
+from numba import njit, typeof, types
 from numba.core.errors import TypingError
-from numba.extending import overload
+from numba.extending import is_jitted, overload
 
 from .. import algorithms
 from . import compiled, engine
@@ -97,8 +97,13 @@ def njit_options(method="adam", *, bounds=None, tol=None, **options):
         "disp_every", "compiled",
     }  # fmt: skip
     refused = sorted(python_only & set(options))
+    if options.get("device", "cpu") != "cpu":  # (it runs where its caller runs: the CPU)
+        refused.append("device")
     if refused:
-        raise ValueError(f"{refused} need the Python loop; use fastadam.minimize")
+        raise ValueError(
+            f"{refused}: not options of minimize_njit (they need the Python loop, or the GPU, "
+            "of fastadam.minimize)"
+        )
     cfg = options_.resolve(method, options, tol)
     if cfg.unknown:
         raise TypeError(f"unknown options for minimize_njit: {sorted(cfg.unknown)}")
@@ -126,7 +131,9 @@ def _minimize(fun, jac, x0, args, options):
 def _minimize_impl(fun, jac, x0, args, options):
     name = _BY_CLASS.get(getattr(options, "instance_class", None))
     if name is None:
-        raise TypingError("options must come from fastadam.njit_options()")
+        raise TypingError(f"options must come from fastadam.njit_options(), not {options}")
+    if not (isinstance(x0, types.Array) and x0.ndim == 1 and isinstance(x0.dtype, types.Float)):
+        raise TypingError(f"x0 must be a 1-D float64 or float32 array, not {x0}")
     spec = algorithms.get(name)
     carry = spec.arguments.index(next(iter(spec.carry))) if spec.carry else -1
     batched = tuple(int(k == carry) for k in range(len(spec.arguments)))
@@ -183,8 +190,8 @@ def _state_buffer(x, used, value):
 @njit
 def _workspace(x0, options):
     """A Workspace for one problem from ``x0``, as :func:`engine.allocate` makes it."""
-    if x0.ndim != 1:
-        raise ValueError("x0 must be a 1-D array")
+    if not np.all(np.isfinite(x0)):
+        raise ValueError("x0 contains NaN or Inf")
     lo, hi = options.lo, options.hi
     if lo.size != 0 and lo.size != x0.size:
         raise ValueError("the bounds in options are for another number of variables")
@@ -246,12 +253,13 @@ def _result(ws, progress):
     )  # fmt: skip
 
 
-@njit(error_model="numpy", nogil=True)  # not cached: see compiled.loops
 def minimize_njit(fun, jac, x0, args, options):
     """Minimize ``fun`` with Adam, RMSProp or NAdam entirely in compiled code.
 
     Callable from inside ``@numba.njit`` functions (and from Python). It runs the same loop,
     update and stop tests as :func:`fastadam.minimize` (which see for the definitions).
+    From Python the arguments are checked first (TypeError or ValueError naming the one at
+    fault); in compiled code their types are checked when the caller compiles.
 
     Parameters
     ----------
@@ -263,9 +271,11 @@ def minimize_njit(fun, jac, x0, args, options):
         ``jac(x, *args) -> ndarray`` of ``x``'s size, or ``jac(x, g, *args)`` writing it
         into ``g``; None when ``fun`` gives both.
     x0 : ndarray
-        1-D float64 or float32 starting point (not modified).
+        1-D float64 or float32 starting point (not modified), finite. From Python, as for
+        :func:`fastadam.minimize`: any real array-like, integers becoming float64.
     args : tuple
-        Extra arguments (``()`` for none), passed to ``fun`` and ``jac`` as they are.
+        Extra arguments (``()`` for none), passed to ``fun`` and ``jac`` as they are (a
+        non-tuple is wrapped in one).
     options : NjitOptions
         From :func:`njit_options` (hyperparameters, stopping controls and bounds).
 
@@ -279,7 +289,37 @@ def minimize_njit(fun, jac, x0, args, options):
 
     Raises
     ------
-    ValueError
-        ``jac`` returned an array of the wrong size, or the bounds' length differs from x0's.
+    TypeError, ValueError
+        From Python: ``fun`` or ``jac`` not numba functions, ``x0`` not 1-D, not real or not
+        finite, ``options`` not from :func:`njit_options`. In any case: ``jac`` returned an
+        array of the wrong size, or the bounds' length differs from x0's.
     """
+    for name, f in (("fun", fun), ("jac", jac)):
+        if not (is_jitted(f) or (f is None and name == "jac")):
+            raise TypeError(
+                f"{name} must be a numba @njit function{' or None' if name == 'jac' else ''}, "
+                f"got {f!r} (fastadam.minimize takes Python functions)"
+            )
+    if not isinstance(options, NjitOptions):
+        raise TypeError(f"options must come from fastadam.njit_options(), got {options!r}")
+    if not isinstance(args, tuple):
+        args = (args,)
+    x0 = options_.check_x0(x0)
+    try:
+        argtypes = tuple(typeof(a) for a in (x0, *args))
+    except ValueError as exc:
+        raise TypeError(f"args: {exc}") from None
+    compiled.function_types(fun, jac, argtypes)  # (TypeError: what they take or return)
+    return _minimize_jit(fun, jac, x0, args, options)
+
+
+@overload(minimize_njit, jit_options=dict(error_model="numpy", nogil=True))
+def _minimize_njit_impl(fun, jac, x0, args, options):
+    if not isinstance(args, types.BaseTuple):
+        return lambda fun, jac, x0, args, options: _minimize(fun, jac, x0, (args,), options)
+    return lambda fun, jac, x0, args, options: _minimize(fun, jac, x0, args, options)
+
+
+@njit(error_model="numpy", nogil=True)  # not cached: see compiled.loops
+def _minimize_jit(fun, jac, x0, args, options):
     return _minimize(fun, jac, x0, args, options)

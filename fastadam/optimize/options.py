@@ -112,9 +112,16 @@ def _split_options(method, options, tol):
 
 
 def _per_problem(value):
-    return isinstance(value, np.ndarray) or (
+    """Whether a hyperparameter is given per problem: an array of one or more dimensions
+    (a 0-d array is the scalar it holds)."""
+    return (isinstance(value, np.ndarray) and value.ndim >= 1) or (
         isinstance(value, (list, tuple)) and np.ndim(value) >= 1
     )
+
+
+def _scalar_of(value):
+    """The scalar a 0-d array holds (anything else as it is)."""
+    return value[()] if isinstance(value, np.ndarray) and value.ndim == 0 else value
 
 
 def _scalarize(hyper, batch):
@@ -123,8 +130,12 @@ def _scalarize(hyper, batch):
     arrays = {}
     scalars = {}
     for name, value in hyper.items():
-        if name == "betas" and isinstance(value, (tuple, list)) and len(value) == 2:
-            parts = [np.asarray(v) if _per_problem(v) else v for v in value]
+        value = _scalar_of(value)
+        if name == "betas" and isinstance(value, (tuple, list)):  # (the class checks a pair)
+            if len(value) != 2:
+                scalars[name] = value
+                continue
+            parts = [np.asarray(v) if _per_problem(v) else _scalar_of(v) for v in value]
             if any(isinstance(v, np.ndarray) for v in parts):
                 arrays[name] = parts
                 value = tuple(v.flat[0] if isinstance(v, np.ndarray) and v.size else v
@@ -133,8 +144,8 @@ def _scalarize(hyper, batch):
         elif _per_problem(value) and not callable(value):
             if batch is None:
                 raise ValueError(
-                    f"options[{name!r}] must be a scalar in minimize (per-problem values are "
-                    "for minimize_batch)"
+                    f"options[{name!r}] must be a scalar for one problem (per-problem values "
+                    "are for minimize_batch)"
                 )
             a = np.asarray(value)
             arrays[name] = a
@@ -339,7 +350,8 @@ def check_x0(x0, batch=False):
         what = "(problems, variables)" if batch else "(one variable per element)"
         raise ValueError(f"x0 must be {ndim}-D {what}, got shape {x.shape}")
     if x.size == 0:
-        raise ValueError(f"x0 is empty (shape {x.shape}); pass at least one variable")
+        what = "problem and one variable" if batch else "variable"
+        raise ValueError(f"x0 is empty (shape {x.shape}); pass at least one {what}")
     kind = x.dtype.kind
     if kind in "iu":
         x = x.astype(np.float64)
@@ -366,8 +378,16 @@ def check_bounds(bounds, n, dtype):
         return empty, empty
     if isinstance(bounds, Bounds):
         try:
-            lo = np.broadcast_to(np.asarray(bounds.lb, dtype=np.float64), (n,))
-            hi = np.broadcast_to(np.asarray(bounds.ub, dtype=np.float64), (n,))
+            lo = np.asarray(bounds.lb, dtype=np.float64)
+            hi = np.asarray(bounds.ub, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise TypeError(
+                f"bounds: Bounds.lb and Bounds.ub must hold real numbers, got {bounds.lb!r} and "
+                f"{bounds.ub!r}"
+            ) from None
+        try:
+            lo = np.broadcast_to(lo, (n,))
+            hi = np.broadcast_to(hi, (n,))
         except ValueError:
             raise ValueError(
                 f"bounds: Bounds.lb / Bounds.ub have shapes {np.shape(bounds.lb)} / "
@@ -390,8 +410,13 @@ def check_bounds(bounds, n, dtype):
                 a, b = pair
             except (TypeError, ValueError):
                 raise ValueError(f"bounds[{i}] must be a pair (lo, hi), got {pair!r}") from None
-            lo[i] = -math.inf if a is None else float(a)
-            hi[i] = math.inf if b is None else float(b)
+            try:
+                lo[i] = -math.inf if a is None else float(a)
+                hi[i] = math.inf if b is None else float(b)
+            except (TypeError, ValueError):
+                raise TypeError(
+                    f"bounds[{i}] must hold real numbers or None, got {pair!r}"
+                ) from None
     if np.isnan(lo).any() or np.isnan(hi).any():
         raise ValueError("bounds contain NaN; use None or +-inf for an unbounded side")
     bad = np.flatnonzero(lo > hi)
