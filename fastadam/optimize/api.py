@@ -566,7 +566,8 @@ class _Printer:
             ok = int(np.sum(res.success))
             print(f"{ok} of {len(res.success)} problems succeeded")
             for code in np.unique(res.status):
-                print(f"         status {code}: {int(np.sum(res.status == code))} problems")
+                count = int(np.sum(res.status == code))
+                print(f"         status {code}: {count} problem{'s' if count != 1 else ''}")
             return
         print(res.message)
         print(f"         Current function value: {res.fun:.6g}")
