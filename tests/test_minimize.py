@@ -469,6 +469,34 @@ def test_a_jac_that_refills_one_buffer(path, bad):
         np.testing.assert_array_equal(res[name], ref[name], err_msg=name)
 
 
+@njit
+def _row_of_2d_buffer(x, buf2d):
+    buf2d[0, :] = 2.0 * (x - 1.0)
+    return buf2d[0]  # (numba wraps it in a new array object, with a memory record of its own)
+
+
+@pytest.mark.parametrize("kind", ["frombuffer", "njit view"])
+def test_a_jac_that_refills_one_buffer_under_new_array_objects(kind):
+    # the Python loop tells a reused buffer by its memory, not by the array objects: here a
+    # new one wraps the same memory at every call (the reported jac was the NaN step's)
+    mem = bytearray(8 * 3)
+    buf2d = np.zeros((2, 3))
+
+    def fun(x):
+        return np.nan if x[0] > 0.5 else float(np.sum((x - 1.0) ** 2))
+
+    def jac(x):
+        if kind == "njit view":
+            return _row_of_2d_buffer(x, buf2d)
+        g = np.frombuffer(mem)
+        g[:] = 2.0 * (x - 1.0)
+        return g
+
+    res = fa.minimize(fun, np.zeros(3), jac=jac, options=dict(lr=0.01, maxiter=2000))
+    assert res.status == 4 and res.nit > 10
+    np.testing.assert_array_equal(res.jac, 2.0 * (res.x - 1.0))
+
+
 # -- bounds ----------------------------------------------------------------------------------
 
 

@@ -171,6 +171,29 @@ def test_functions_of_one_problem_where_the_python_loop_runs(why):
         assert_row_equal(res, i, ref)
 
 
+@njit
+def _f_tuple(x, pair):
+    return np.sum((x - pair[1]) ** 2)
+
+
+@njit
+def _g_tuple(x, pair):
+    return 2.0 * (x - pair[1])
+
+
+def test_one_problem_functions_get_tuples_whole():
+    # (a tuple of arrays is shared as it is, as minimize gives it: it was indexed, and every
+    # problem converged to the tuple's first array)
+    pair = (np.array([3.0, 3.0]), np.array([1.0, -1.0]))
+    opts = dict(lr=0.1, maxiter=300, gtol=1e-8)
+    res = fa.minimize_batch(_f_tuple, np.zeros((2, 2)), args=(pair,), jac=_g_tuple,
+                            callback=lambda X: None, options=opts)  # fmt: skip
+    ref = fa.minimize(_f_tuple, np.zeros(2), args=(pair,), jac=_g_tuple, options=opts)
+    for i in range(2):
+        np.testing.assert_array_equal(res.x[i], ref.x)
+    np.testing.assert_allclose(ref.x, [1.0, -1.0], atol=1e-6)
+
+
 def test_a_vectorized_njit_function_is_refused_by_name():
     @njit
     def rows(X):
@@ -180,9 +203,9 @@ def test_a_vectorized_njit_function_is_refused_by_name():
         fa.minimize_batch(rows, np.zeros((B, N)), callback=lambda X: None)
 
 
-def test_a_zero_dimensional_argument_is_a_scalar():
+def test_a_zero_dimensional_argument_in_the_parallel_loop():
     # (numba's parallel loop over the problems took it for a float, and the loop compiled for
-    # the array did not match: a ValueError from numba)
+    # the array did not match: a ValueError from numba; it is passed as that float there)
     x0 = np.zeros((B, N))
     ref = fa.minimize_batch(f_one, x0, args=ARGS, jac=g_one, options=OPTS)
     res = fa.minimize_batch(f_one, x0, args=(*ARGS[:3], np.array(1.5)), jac=g_one, options=OPTS)

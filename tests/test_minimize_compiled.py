@@ -219,6 +219,50 @@ def test_minimize_njit_checks_its_arguments_from_python():
         fa.njit_options("adam", device="cuda")
 
 
+@njit("float64(float64[:])")
+def _f_signed(x):
+    return np.sum((x - 1.5) ** 2)
+
+
+@njit("float64[:](float64[:])")
+def _g_signed(x):
+    return 2.0 * (x - 1.5)
+
+
+@njit
+def _counted(x, calls):
+    calls[()] += 1  # (a 0-d array as a mutable cell, a numba idiom)
+    return np.sum((x - 1.5) ** 2)
+
+
+@njit
+def _counted_grad(x, calls):
+    return 2.0 * (x - 1.5)
+
+
+@njit
+def _njit_starts(starts, options):
+    status = np.empty(len(starts), np.int64)
+    for i in range(len(starts)):
+        status[i] = fa.minimize_njit(_f_signed, _g_signed, starts[i], (), options).status
+    return status
+
+
+def test_minimize_njit_and_compiled_paths_keep_what_numba_takes():
+    opts = dict(lr=0.1, maxiter=30, gtol=0.0)
+    # functions compiled for explicit signatures only (numba's dispatch converts to them)
+    res = fa.minimize_njit(_f_signed, _g_signed, np.zeros(2), (), fa.njit_options(**opts))
+    ref = fa.minimize(_f_signed.py_func, np.zeros(2), jac=_g_signed.py_func, options=opts)
+    np.testing.assert_array_equal(res.x, ref.x)
+    # from compiled code a non-finite start is status 4, not an exception ending the loop
+    starts = np.array([[0.0, 0.0], [np.nan, 0.0], [1.0, 2.0]])
+    assert _njit_starts(starts, fa.njit_options(**opts)).tolist() == [1, 4, 1]
+    # a 0-d array is passed as it is where the problems do not run in a parallel loop
+    calls = np.zeros((), np.int64)
+    res = fa.minimize(_counted, np.zeros(2), args=(calls,), jac=_counted_grad, options=opts)
+    assert res.compiled and int(calls) == res.nfev == 31
+
+
 def test_njit_options_errors():
     with pytest.raises(ValueError, match="Python loop"):
         fa.njit_options("adam", batches=[1, 2])

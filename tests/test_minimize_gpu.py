@@ -201,32 +201,6 @@ def test_minimize_one_problem_on_the_device():
             np.testing.assert_allclose(res[k], ref[k], rtol=1e-9, err_msg=k)
 
 
-def scaled(x, g, c, s):
-    """``s sum (x - c)^2``, ``s`` a scalar; the gradient written into ``g``."""
-    f = 0.0
-    for j in range(x.size):
-        d = x[j] - c[j]
-        f += s * d * d
-        g[j] = 2.0 * s * d
-    return f
-
-
-def test_a_zero_dimensional_argument_is_a_scalar_on_the_device():
-    # as on the CPU, the device function gets the number a 0-d array holds (under the
-    # simulator a 0-d array computes the same; on a GPU this checks the kernel's typing)
-    x0, c, _ = data()
-    opts = dict(lr=0.05, maxiter=30, gtol=0.0)
-    kw = dict(jac=True, options=opts)
-    device = cuda.jit(device=True)(scaled)
-    res = fa.minimize_batch(device, cuda.to_device(x0), args=(c, np.array(1.5)), **kw)
-    ref = fa.minimize_batch(device, cuda.to_device(x0), args=(c, 1.5), **kw)
-    cpu = fa.minimize_batch(njit(scaled), x0, args=(c, np.array(1.5)), **kw)
-    for k in FIELDS:
-        np.testing.assert_array_equal(res[k], ref[k], err_msg=k)
-        if fc.SIMULATOR:
-            np.testing.assert_array_equal(res[k], cpu[k], err_msg=k)
-
-
 def _raises(exc, match, **kw):
     x0, c, w = data()
     call = dict(fun=device_quartic, x0=cuda.to_device(x0), args=(c, w), jac=True)

@@ -224,10 +224,6 @@ def device_args(args, b, batch):
         elif isinstance(a, np.ndarray):
             if a.dtype.kind not in "biuf":
                 raise TypeError(f"args[{k}] has dtype {a.dtype}: the GPU takes real numbers")
-            if a.ndim == 0:  # the scalar it holds, as on the CPU
-                out.append(a[()])
-                kinds.append(0)
-                continue
             d = cuda.to_device(np.ascontiguousarray(a))
         else:  # a scalar (numba-cuda types it at the launch)
             out.append(a)

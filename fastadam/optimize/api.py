@@ -248,7 +248,8 @@ def minimize_batch(
         holds one row per problem (problem ``i`` gets ``a[i]``; the vectorized ``fun`` gets
         the rows running); an array with leading axis 1 is shared (the compiled ``fun``
         gets ``a[0]``, the vectorized one ``a`` itself); scalars and other objects are
-        shared. Any other leading length is a ValueError.
+        shared (a 0-d array too: where the compiled loop runs the problems in parallel, as
+        the number it holds). Any other leading length is a ValueError.
     method, jac, bounds, tol
         As for :func:`fastadam.minimize`; the bounds (one box for every problem) have n
         pairs. With ``jac`` None or a finite-difference scheme each problem's gradient is
@@ -361,7 +362,8 @@ def solve(fun, x0, args, method, jac, bounds, callback, tol, options, stacklevel
     extra = {}
     if use_compiled:
         # one problem's arguments are selected with pick(): minimize passes them whole
-        cargs = tuple(_compiled_arg(a, batch) for a in args)
+        parallel = engine.variant(b, n) == engine.PROBLEMS
+        cargs = tuple(_compiled_arg(a, batch, parallel) for a in args)
         cjac = None if jac is True else jac
         cached, _ = compiled.loops(cfg.spec.name, engine.variant(b, n), cfg.batched,
                                    engine.windowed(cfg.controls))  # fmt: skip
@@ -469,15 +471,16 @@ def _solve_on_device(fun, X0, args, jac, callback, cfg, lo, hi, batch):
     return _execute(run, cfg, batch, iterate, compiled=True, device="cuda")
 
 
-def _compiled_arg(a, batch):
-    """``a`` for the compiled loop: a 0-d array as the scalar it holds (numba's parallel loop
-    over problems would take it as one, and the functions compiled for it would not match);
-    for :func:`minimize`, an array with a leading axis of length 1, which
-    :func:`fastadam.optimize.engine.pick` gives back whole."""
+def _compiled_arg(a, batch, parallel):
+    """``a`` for the compiled loop: for :func:`minimize`, an array with a leading axis of
+    length 1, which :func:`fastadam.optimize.engine.pick` gives back whole. A 0-d array is
+    passed as it is, except to the loop that runs the problems in ``parallel``: numba's
+    parallel loops take it for the scalar it holds (and the functions compiled for the
+    array would not match), so there it is that scalar."""
     if not isinstance(a, np.ndarray):
         return a
     if a.ndim == 0:
-        return a[()]
+        return a[()] if parallel else a
     return a if batch else a[np.newaxis]
 
 

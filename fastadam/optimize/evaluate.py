@@ -162,11 +162,12 @@ def row_by_row(fun, jac, batched, nextra):
     kinds = (None,) * nextra + tuple(batched)
     writes = writes_gradient(fun, jac, len(kinds))
 
-    def problem_args(args, j):
+    def problem_args(args, j):  # (as engine.pick gives them to the compiled loop)
         return tuple(
-            a if kind is None else a[j] if kind else a[0] if np.ndim(a) else a
+            a if kind is None or not isinstance(a, np.ndarray) or a.ndim == 0
+            else a[j] if kind else a[0]
             for a, kind in zip(args, kinds, strict=True)
-        )
+        )  # fmt: skip
 
     def call(func, name, *a):
         try:

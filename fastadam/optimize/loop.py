@@ -67,7 +67,7 @@ def python_loop(run, ev, callback, style, deadline, printer, batch):
     active = np.arange(ws.xs.shape[1])
     last = None  # (active, G) of the latest complete evaluation
     previous = None  # and of the one before (for problems that stop on a non-finite value)
-    first = None  # the memory of the first gradient returned (a weak reference)
+    first = None  # the memory of the first gradient returned (see _same_memory)
     reused = False  # whether the objective returns its gradients in that same memory
     final = None
     k = 0
@@ -119,16 +119,25 @@ def _same_memory(G, first):
     and returns one buffer). The loop then copies every gradient, since the next evaluation
     would overwrite it, and a problem that stops on a non-finite value reports the gradient
     at the iterate before; the first gradient is always copied, since the reuse shows only
-    at the second evaluation. ``G`` is a numpy view of what the objective returned, whose
-    base is the array that owns the memory; ``first`` is a weak reference to the first one's
-    (a copy of the first gradient is kept, not the gradient itself)."""
-    base = G.base
+    at the second evaluation.
+
+    ``first`` is ``(start, end, owner)``: the first gradient's memory, and a function that
+    returns the object owning it while that lives. A numpy array owner is referred to
+    weakly (the copy is kept, not the first gradient: no array more is held); a new array
+    that happens to be allocated where a freed one was is not a reuse. Other owners (numba's
+    memory records, buffers of other objects) are held until the second evaluation."""
+    start = G.__array_interface__["data"][0]
     if first is None:
+        base = G
+        while isinstance(base, np.ndarray) and not base.flags.owndata and base.base is not None:
+            base = base.base  # (down to the array that owns the memory, or another object)
         try:
-            return (None if base is None else weakref.ref(base)), False
-        except TypeError:  # (memory of an object without weak references: bytes...)
-            return (lambda: base), False
-    return first, base is not None and first() is base
+            owner = weakref.ref(base) if isinstance(base, np.ndarray) else (lambda: base)
+        except TypeError:  # (a numpy subclass without weak references)
+            owner = lambda: base  # noqa: E731
+        return (start, start + G.nbytes, owner), False
+    lo, hi, owner = first
+    return None, owner() is not None and start < hi and lo < start + G.nbytes
 
 
 def _direct(dispatcher):

@@ -190,8 +190,6 @@ def _state_buffer(x, used, value):
 @njit
 def _workspace(x0, options):
     """A Workspace for one problem from ``x0``, as :func:`engine.allocate` makes it."""
-    if not np.all(np.isfinite(x0)):
-        raise ValueError("x0 contains NaN or Inf")
     lo, hi = options.lo, options.hi
     if lo.size != 0 and lo.size != x0.size:
         raise ValueError("the bounds in options are for another number of variables")
@@ -271,8 +269,10 @@ def minimize_njit(fun, jac, x0, args, options):
         ``jac(x, *args) -> ndarray`` of ``x``'s size, or ``jac(x, g, *args)`` writing it
         into ``g``; None when ``fun`` gives both.
     x0 : ndarray
-        1-D float64 or float32 starting point (not modified), finite. From Python, as for
-        :func:`fastadam.minimize`: any real array-like, integers becoming float64.
+        1-D float64 or float32 starting point (not modified). From Python, as for
+        :func:`fastadam.minimize`: any real array-like, integers becoming float64, and NaN
+        or Inf a ValueError (from compiled code, status 4: no exception to stop a loop over
+        many starting points).
     args : tuple
         Extra arguments (``()`` for none), passed to ``fun`` and ``jac`` as they are (a
         non-tuple is wrapped in one).
@@ -290,8 +290,9 @@ def minimize_njit(fun, jac, x0, args, options):
     Raises
     ------
     TypeError, ValueError
-        From Python: ``fun`` or ``jac`` not numba functions, ``x0`` not 1-D, not real or not
-        finite, ``options`` not from :func:`njit_options`. In any case: ``jac`` returned an
+        From Python: ``fun`` or ``jac`` not numba functions or not compiling for the
+        arguments, ``x0`` not 1-D, not real or not finite, ``options`` not from
+        :func:`njit_options`. In any case: ``jac`` returned an
         array of the wrong size, or the bounds' length differs from x0's.
     """
     for name, f in (("fun", fun), ("jac", jac)):
@@ -306,11 +307,25 @@ def minimize_njit(fun, jac, x0, args, options):
         args = (args,)
     x0 = options_.check_x0(x0)
     try:
+        return _minimize_jit(fun, jac, x0, args, options)
+    except TypingError as exc:
+        _diagnose(fun, jac, x0, args, exc)
+        raise
+
+
+def _diagnose(fun, jac, x0, args, exc):
+    """Where the loop did not compile: TypeError saying whether ``fun`` and ``jac`` do not
+    compile for these arguments or return what the loop does not take
+    (:func:`fastadam.optimize.compiled.function_types`), or whether numba cannot type an
+    argument. (Checked only then: numba types the arguments in microseconds a call.)"""
+    try:
         argtypes = tuple(typeof(a) for a in (x0, *args))
-    except ValueError as exc:
-        raise TypeError(f"args: {exc}") from None
-    compiled.function_types(fun, jac, argtypes)  # (TypeError: what they take or return)
-    return _minimize_jit(fun, jac, x0, args, options)
+    except ValueError as err:
+        raise TypeError(f"args: {err}") from exc
+    try:
+        compiled.function_types(fun, jac, argtypes)
+    except TypeError as err:
+        raise err from exc
 
 
 @overload(minimize_njit, jit_options=dict(error_model="numpy", nogil=True))

@@ -79,6 +79,7 @@ class Config:
 
 
 def _int(value, name, low):
+    value = _scalar_of(value)
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
         raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
     return int(value)
