@@ -70,6 +70,10 @@ def _into(returned, out):
 
 
 def at(k):
+    """Where an evaluation was: ``k`` its iteration, None for one problem of a batch (the
+    functions of one problem called row by row)."""
+    if k is None:
+        return "for one problem"
     return "at x0" if k == 0 else f"at iteration {k}"
 
 
@@ -112,9 +116,10 @@ def gradient(g, shape, dtype, mode, k):
         got = f"dtype {a.dtype}" if isinstance(g, np.ndarray) else repr(g)
         raise TypeError(f"{what} must return an array of real numbers, got {got} {at(k)}")
     if a.shape != shape and not (a.shape == () and shape == (1,)):
+        of = "its number of variables" if k is None else "the shape of x0"
         raise ValueError(
-            f"{what} returned an array of shape {a.shape} {at(k)}; expected {shape}, the "
-            "shape of x0" + (" rows of the problems still running" if len(shape) == 2 else "")
+            f"{what} returned an array of shape {a.shape} {at(k)}; expected {shape}, {of}"
+            + (" rows of the problems still running" if len(shape) == 2 else "")
         )
     out = np.ascontiguousarray(a.reshape(shape), dtype=dtype)
     if out.ndim == 1 and out.strides != (out.itemsize,):  # a size-1 view may keep odd strides
@@ -194,34 +199,23 @@ def row_by_row(fun, jac, batched, nextra):
         if G is not None:
             return np.array(out), G
         pairs = [split(pair) for pair in out]
-        return np.array([f for f, _ in pairs]), _rows([g for _, g in pairs], X, "fun(x)[1]")
+        return np.array([f for f, _ in pairs]), _rows([g for _, g in pairs], X, COMBINED)
 
     def jac_rows(X, *args):
         G, out = gradients(X, args, jac, "jac")
-        return G if G is not None else _rows(out, X, "jac")
+        return G if G is not None else _rows(out, X, SEPARATE)
 
     if jac is True:
         return values_and_gradients, True
     return values, (jac_rows if callable(jac) else jac)  # (else finite differences)
 
 
-def _rows(gradients, X, what):
-    """The gradients of the rows of ``X``, each checked, as one (b, n) array."""
-    n = X.shape[1]
+def _rows(gradients, X, mode):
+    """The gradients of the rows of ``X``, each checked as :func:`gradient` checks one, as
+    one (b, n) array."""
     G = np.empty(X.shape, X.dtype)
     for j, g in enumerate(gradients):
-        try:
-            a = np.asarray(g)
-        except Exception:
-            a = None
-        if a is None or a.dtype.kind not in "fiub":
-            raise TypeError(f"{what} must return an array of real numbers, got {g!r}")
-        if a.shape != (n,):
-            raise ValueError(
-                f"{what} returned an array of shape {a.shape} for one problem; expected "
-                f"({n},), its number of variables"
-            )
-        G[j] = a
+        G[j] = gradient(g, X.shape[1:], X.dtype, mode, None)
     return G
 
 
