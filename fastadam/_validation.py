@@ -126,11 +126,15 @@ def check_grads(grads, params, single, as_array=_numpy_grad):
     ]
 
 
+def scalar_of(value):
+    """The scalar a 0-d array holds (anything else as it is)."""
+    return value[()] if isinstance(value, np.ndarray) and value.ndim == 0 else value
+
+
 def check_real(value, name, *, low=None, high=None, low_open=False, high_open=False):
     """A finite real number within ``[low, high]`` (ends open where asked); a 0-d array of
     one is taken as the number it holds, as numpy does."""
-    if isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind in "fiu":
-        value = value[()]
+    value = scalar_of(value)
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {value!r}")
     value = float(value)
@@ -149,8 +153,7 @@ def check_real(value, name, *, low=None, high=None, low_open=False, high_open=Fa
 
 
 def check_bool(value, name):
-    if isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind == "b":
-        value = value[()]
+    value = scalar_of(value)
     if not isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name} must be True or False, got {value!r}")
     return bool(value)

@@ -79,7 +79,7 @@ class Config:
 
 
 def _int(value, name, low):
-    value = _scalar_of(value)
+    value = val.scalar_of(value)
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
         raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
     return int(value)
@@ -120,23 +120,18 @@ def _per_problem(value):
     )
 
 
-def _scalar_of(value):
-    """The scalar a 0-d array holds (anything else as it is)."""
-    return value[()] if isinstance(value, np.ndarray) and value.ndim == 0 else value
-
-
 def _scalarize(hyper, batch):
     """Split the hyperparameters given per problem (arrays, or pairs of them for betas)
     from the scalars; the class is built with each array's first value."""
     arrays = {}
     scalars = {}
     for name, value in hyper.items():
-        value = _scalar_of(value)
+        value = val.scalar_of(value)
         if name == "betas" and isinstance(value, (tuple, list)):  # (the class checks a pair)
             if len(value) != 2:
                 scalars[name] = value
                 continue
-            parts = [np.asarray(v) if _per_problem(v) else _scalar_of(v) for v in value]
+            parts = [np.asarray(v) if _per_problem(v) else val.scalar_of(v) for v in value]
             if any(isinstance(v, np.ndarray) for v in parts):
                 arrays[name] = parts
                 value = tuple(v.flat[0] if isinstance(v, np.ndarray) and v.size else v
